@@ -1,0 +1,78 @@
+# The latest fluxcd/pkg modules need Go 1.27; the go command fetches this
+# toolchain from the module proxy when the installed Go is older.
+export GOTOOLCHAIN ?= go1.27.3
+
+# Kubernetes version of the test API server (and of the k8s.io libraries).
+K8S_VERSION ?= v1.37.2
+TESTBIN_DIR := $(CURDIR)/bin/testbin/$(K8S_VERSION)
+export KUBEBUILDER_ASSETS ?= $(TESTBIN_DIR)
+
+VERSION ?= dev
+LDFLAGS := -X github.com/stageset/stageset-controller/internal/version.Version=$(VERSION)
+
+CONTROLLER_GEN := go tool controller-gen
+# Generated files, checked for staleness by `make test`.
+GENERATED := api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/testdata/crds
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: build
+build: ## Build bin/stageset-controller and bin/stagesetctl.
+	go build -ldflags "$(LDFLAGS)" -o bin/stageset-controller .
+	go build -ldflags "$(LDFLAGS)" -o bin/stagesetctl ./cmd/stagesetctl
+
+.PHONY: run
+run: build ## Install the CRDs into the cluster of the current kubeconfig and run the controller against it.
+	go run ./hack/installcrds config/crd/bases
+	bin/stageset-controller --health-probe-bind-address=:8081 --metrics-bind-address=:8080 --enable-webhook=false
+
+.PHONY: generate
+generate: ## Regenerate deepcopy code, the CRD, the RBAC role and the Flux source CRDs for tests.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=github.com/stageset/stageset-controller/api/v1
+	$(CONTROLLER_GEN) crd paths=github.com/stageset/stageset-controller/api/v1 output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=stageset-controller paths=./internal/controller/... output:rbac:artifacts:config=config/rbac
+	rm -rf config/testdata/crds
+	$(CONTROLLER_GEN) crd paths=github.com/fluxcd/source-controller/api/v1 output:crd:artifacts:config=config/testdata/crds
+	rm -f config/testdata/crds/source.toolkit.fluxcd.io_helm*.yaml
+
+.PHONY: check-generated
+check-generated: ## Fail when generated files differ from what `make generate` produces.
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	tar -cf "$$tmp/before.tar" $(GENERATED) && \
+	$(MAKE) --no-print-directory generate >/dev/null && \
+	mkdir "$$tmp/before" && tar -xf "$$tmp/before.tar" -C "$$tmp/before" && \
+	for p in $(GENERATED); do \
+	  diff -ruN "$$tmp/before/$$p" "$$p" >/dev/null || { echo "generated files are stale: $$p (run make generate and commit)"; diff -ruN "$$tmp/before/$$p" "$$p" | head -40; exit 1; }; \
+	done; echo "generated files are up to date"
+
+.PHONY: vet
+vet: ## Run go vet in both modules.
+	go vet ./...
+	cd api && go vet ./...
+
+.PHONY: testbin
+testbin: $(TESTBIN_DIR)/kube-apiserver $(TESTBIN_DIR)/etcd ## Build the test API server and etcd from the Go module proxy (once; cached in bin/).
+
+TESTBIN_LDFLAGS := -s -w \
+	-X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(K8S_VERSION:v%=%))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION:v%=%))) \
+	-X k8s.io/component-base/version.gitTreeState=clean
+
+# Keyed by version: present binaries are never rebuilt.
+$(TESTBIN_DIR)/%:
+	@mkdir -p $(TESTBIN_DIR)
+	@echo "building $* $(K8S_VERSION) from the Go module proxy (the first build takes several minutes)"
+	cd hack/testbin && go build -trimpath -ldflags "$(TESTBIN_LDFLAGS)" -o $(TESTBIN_DIR)/$* ./$*
+
+.PHONY: test
+test: testbin check-generated vet ## Run every test against the real API server (the one test command; CI runs it).
+	go test -race ./...
+	cd api && go test -race ./...
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

@@ -1,0 +1,34 @@
+// Package cli implements stagesetctl. Today it has the version command; the
+// StageSet commands (get, tree, reconcile, suspend, resume, build, diff,
+// events) come with their own change.
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stageset/stageset-controller/internal/version"
+)
+
+// NewRootCommand returns the stagesetctl command tree writing to out.
+func NewRootCommand(out io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "stagesetctl",
+		Short:         "Inspect and operate StageSets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(out)
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the stagesetctl version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "stagesetctl", version.String())
+			return err
+		},
+	})
+	return root
+}

@@ -1,0 +1,229 @@
+// Package testenv is the shared test bed: a real kube-apiserver and etcd
+// (envtest, with binaries built offline by `make testbin`) with the StageSet
+// CRD and the Flux source CRDs installed, a controller-runtime manager, a
+// local HTTP artifact server and helpers that publish artifacts on Flux
+// sources the way source-controller does.
+//
+// Nothing is downloaded at test time: when the binaries are missing, Start
+// fails and says to run `make testbin`.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/stageset/stageset-controller/internal/scheme"
+)
+
+// KubernetesVersion is the version of the kube-apiserver and the k8s.io
+// libraries the bed runs; `make testbin` builds binaries of this version.
+const KubernetesVersion = "v1.37.2"
+
+// Environment is a running test bed.
+type Environment struct {
+	// Config reaches the API server as cluster admin.
+	Config *rest.Config
+	// Client is an uncached client with the project's scheme.
+	Client client.Client
+	// Scheme has the built-in, Flux source and StageSet types.
+	Scheme *kruntime.Scheme
+	// Artifacts serves artifact tarballs on loopback.
+	Artifacts *ArtifactServer
+
+	env     *envtest.Environment
+	stopMgr context.CancelFunc
+	mgrDone chan error
+}
+
+// RepoRoot returns the root folder of the project's checkout.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// AssetsDir returns the folder holding the kube-apiserver and etcd binaries:
+// $KUBEBUILDER_ASSETS when set, else bin/testbin/<version> of the checkout.
+func AssetsDir() (string, error) {
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(), "bin", "testbin", KubernetesVersion)
+	}
+	for _, bin := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			return "", fmt.Errorf("test API server binaries missing in %s (%w): run `make testbin`", dir, err)
+		}
+	}
+	return dir, nil
+}
+
+// CRDPaths returns the folders of the CRDs installed into the bed: the
+// project's own and the Flux source CRDs pinned by go.mod.
+func CRDPaths() []string {
+	root := RepoRoot()
+	return []string{
+		filepath.Join(root, "config", "crd", "bases"),
+		filepath.Join(root, "config", "testdata", "crds"),
+	}
+}
+
+// Start starts etcd and kube-apiserver, installs the CRDs and the artifact
+// server. Call Stop when done, typically from TestMain.
+func Start() (*Environment, error) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(zapcore.Level(logLevel()))))
+
+	assets, err := AssetsDir()
+	if err != nil {
+		return nil, err
+	}
+	e := &Environment{
+		Scheme: scheme.New(),
+		env: &envtest.Environment{
+			BinaryAssetsDirectory: assets,
+			CRDDirectoryPaths:     CRDPaths(),
+			ErrorIfCRDPathMissing: true,
+		},
+	}
+	// The bed's own client also reads CRDs, which the controller never does.
+	if err := apiextensionsv1.AddToScheme(e.Scheme); err != nil {
+		return nil, err
+	}
+	e.env.CRDInstallOptions.Scheme = e.Scheme
+	if e.Config, err = e.env.Start(); err != nil {
+		return nil, fmt.Errorf("starting the test API server: %w", err)
+	}
+	if e.Client, err = client.New(e.Config, client.Options{Scheme: e.Scheme}); err != nil {
+		_ = e.env.Stop()
+		return nil, err
+	}
+	if e.Artifacts, err = NewArtifactServer(); err != nil {
+		_ = e.env.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// StartManager starts a manager on the bed and lets setup register
+// reconcilers on it first. Metrics and probes are off; the manager stops
+// with Stop.
+func (e *Environment) StartManager(setup func(mgr ctrl.Manager) error) error {
+	if e.stopMgr != nil {
+		return errors.New("a manager is already running")
+	}
+	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		Scheme:                 e.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return err
+	}
+	if err := setup(mgr); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stopMgr, e.mgrDone = cancel, make(chan error, 1)
+	go func() { e.mgrDone <- mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		cancel()
+		return fmt.Errorf("manager cache did not sync: %w", <-e.mgrDone)
+	}
+	return nil
+}
+
+// Stop stops the manager, the artifact server, kube-apiserver and etcd.
+func (e *Environment) Stop() error {
+	var errs []error
+	if e.stopMgr != nil {
+		e.stopMgr()
+		errs = append(errs, <-e.mgrDone)
+	}
+	if e.Artifacts != nil {
+		e.Artifacts.Close()
+	}
+	errs = append(errs, e.env.Stop())
+	return errors.Join(errs...)
+}
+
+// AddUser adds a user to the API server, for tests that act under another
+// identity than cluster admin.
+func (e *Environment) AddUser(name string, groups ...string) (*rest.Config, error) {
+	user, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return user.Config(), nil
+}
+
+// NewNamespace creates a namespace with a random name for one test and
+// deletes it when the test ends. (Namespaces are never removed in envtest,
+// which runs no namespace controller; their names just stay unique.)
+func (e *Environment) NewNamespace(t testing.TB) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: RandomName("test")}}
+	if err := e.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Client.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+// RandomName returns prefix followed by a dash and eight random hex digits.
+func RandomName(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// logLevel is -1 (debug) with TESTENV_DEBUG set, else errors only, so test
+// output stays readable.
+func logLevel() int8 {
+	if os.Getenv("TESTENV_DEBUG") != "" {
+		return -1
+	}
+	return 2
+}
+
+// Run starts the bed into *env, runs the package's tests and stops the bed;
+// use it as the body of TestMain:
+//
+//	var env *testenv.Environment
+//	func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
+func Run(m *testing.M, env **Environment) int {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	*env = e
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv: stopping:", err)
+	}
+	return code
+}
+
+// Poll is the default polling period of Eventually in tests on the bed.
+const Poll = 100 * time.Millisecond
+
+// Timeout is the default timeout of Eventually in tests on the bed.
+const Timeout = 30 * time.Second

@@ -1,0 +1,94 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+// Source is a Flux source object whose status the bed can write.
+type Source interface {
+	client.Object
+	conditions.Setter
+	sourcev1.Source
+}
+
+// NewSource returns a source of the kind with a minimal valid spec, as a user
+// would declare it. The spec is never acted on: no source-controller runs in
+// the bed, the tests publish artifacts themselves.
+func NewSource(kind, namespace, name string) (Source, error) {
+	objectMeta := metav1.ObjectMeta{Namespace: namespace, Name: name}
+	interval := metav1.Duration{Duration: time.Minute}
+	switch kind {
+	case stagesetv1.GitRepositoryKind:
+		return &sourcev1.GitRepository{ObjectMeta: objectMeta, Spec: sourcev1.GitRepositorySpec{
+			URL: "https://git.example.com/" + name, Interval: interval,
+		}}, nil
+	case stagesetv1.OCIRepositoryKind:
+		return &sourcev1.OCIRepository{ObjectMeta: objectMeta, Spec: sourcev1.OCIRepositorySpec{
+			URL: "oci://registry.example.com/" + name, Interval: &interval,
+		}}, nil
+	case stagesetv1.BucketKind:
+		return &sourcev1.Bucket{ObjectMeta: objectMeta, Spec: sourcev1.BucketSpec{
+			BucketName: name, Endpoint: "minio.example.com", Interval: interval,
+		}}, nil
+	case stagesetv1.ExternalArtifactKind:
+		return &sourcev1.ExternalArtifact{ObjectMeta: objectMeta}, nil
+	default:
+		return nil, fmt.Errorf("unknown source kind %q", kind)
+	}
+}
+
+// CreateSource creates a source of the kind and, when artifact is not nil,
+// publishes it on the source's status.
+func (e *Environment) CreateSource(ctx context.Context, kind, namespace, name string, artifact *meta.Artifact) (Source, error) {
+	src, err := NewSource(kind, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Client.Create(ctx, src); err != nil {
+		return nil, err
+	}
+	if artifact == nil {
+		return src, nil
+	}
+	return src, e.SetArtifact(ctx, src, artifact)
+}
+
+// SetArtifact writes the artifact to the source's status with Ready=True and
+// the observed generation, the way source-controller reports a new revision.
+func (e *Environment) SetArtifact(ctx context.Context, src Source, artifact *meta.Artifact) error {
+	setStatusArtifact(src, artifact.DeepCopy())
+	conditions.Delete(src, meta.ReconcilingCondition)
+	conditions.MarkTrue(src, meta.ReadyCondition, meta.SucceededReason,
+		"stored artifact for revision '%s'", artifact.Revision)
+	return e.Client.Status().Update(ctx, src)
+}
+
+// SetNotReady marks the source Ready=False with the reason and message,
+// keeping any artifact it has, as source-controller does on a failed fetch.
+func (e *Environment) SetNotReady(ctx context.Context, src Source, reason, message string) error {
+	conditions.MarkFalse(src, meta.ReadyCondition, reason, "%s", message)
+	return e.Client.Status().Update(ctx, src)
+}
+
+func setStatusArtifact(src Source, artifact *meta.Artifact) {
+	switch s := src.(type) {
+	case *sourcev1.GitRepository:
+		s.Status.Artifact, s.Status.ObservedGeneration = artifact, s.Generation
+	case *sourcev1.OCIRepository:
+		s.Status.Artifact, s.Status.ObservedGeneration = artifact, s.Generation
+	case *sourcev1.Bucket:
+		s.Status.Artifact, s.Status.ObservedGeneration = artifact, s.Generation
+	case *sourcev1.ExternalArtifact:
+		s.Status.Artifact = artifact
+	}
+}

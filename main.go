@@ -1,0 +1,126 @@
+// Command stageset-controller runs the StageSet controller: it rolls out
+// ordered stages built from Flux sources with server-side apply, gating each
+// stage on the health of the previous one.
+package main
+
+import (
+	"context"
+	goflag "flag"
+	"fmt"
+	"os"
+
+	flag "github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlcfg "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	runtimeclient "github.com/fluxcd/pkg/runtime/client"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/leaderelection"
+	"github.com/fluxcd/pkg/runtime/logger"
+	"github.com/fluxcd/pkg/runtime/probes"
+
+	"github.com/stageset/stageset-controller/internal/controller"
+	"github.com/stageset/stageset-controller/internal/scheme"
+	"github.com/stageset/stageset-controller/internal/version"
+)
+
+func main() {
+	opts := newOptions()
+	fs := flag.NewFlagSet(controller.ControllerName, flag.ExitOnError)
+	opts.bindFlags(fs)
+	// controller-runtime registers --kubeconfig on the standard flag set.
+	fs.AddGoFlagSet(goflag.CommandLine)
+	_ = fs.Parse(os.Args[1:])
+
+	if opts.printVersion {
+		fmt.Println(version.String())
+		return
+	}
+
+	logger.SetLogger(logger.NewLogger(opts.logOptions))
+	ctx := ctrl.SetupSignalHandler()
+	if err := run(ctx, runtimeclient.GetConfigOrDie(opts.clientOptions), opts); err != nil {
+		ctrl.Log.WithName("setup").Error(err, "controller stopped")
+		os.Exit(1)
+	}
+}
+
+// run builds the manager and the StageSet reconciler from the options and
+// blocks until ctx is done. Tests call it with the envtest config.
+func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
+	log := ctrl.Log.WithName("setup")
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	// No feature gates yet: an unknown --feature-gates entry is an error.
+	if err := opts.featureGates.WithLogger(log).SupportedFeatures(map[string]bool{}, nil); err != nil {
+		return fmt.Errorf("invalid --feature-gates: %w", err)
+	}
+	if err := opts.intervalJitterOptions.SetGlobalJitter(nil); err != nil {
+		return fmt.Errorf("invalid interval jitter: %w", err)
+	}
+
+	watchSelector, err := runtimectrl.GetWatchSelector(opts.watchOptions)
+	if err != nil {
+		return fmt.Errorf("invalid --watch-label-selector: %w", err)
+	}
+
+	leaderElectionID := controller.ControllerName + "-leader-election"
+	if opts.watchOptions.LabelSelector != "" {
+		// Shards select disjoint StageSets, so each elects its own leader.
+		leaderElectionID = leaderelection.GenerateID(leaderElectionID, opts.watchOptions.LabelSelector)
+	}
+
+	mgrOptions := ctrl.Options{
+		Scheme:                        scheme.New(),
+		HealthProbeBindAddress:        opts.healthAddr,
+		LeaderElection:                opts.leaderElectionOptions.Enable,
+		LeaderElectionReleaseOnCancel: opts.leaderElectionOptions.ReleaseOnCancel,
+		LeaseDuration:                 &opts.leaderElectionOptions.LeaseDuration,
+		RenewDeadline:                 &opts.leaderElectionOptions.RenewDeadline,
+		RetryPeriod:                   &opts.leaderElectionOptions.RetryPeriod,
+		LeaderElectionID:              leaderElectionID,
+		Logger:                        ctrl.Log,
+		Cache: ctrlcache.Options{
+			ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
+				controller.NewStageSet(): {Label: watchSelector},
+			},
+		},
+		Metrics: metricsserver.Options{BindAddress: opts.metricsAddr},
+		Controller: ctrlcfg.Controller{
+			MaxConcurrentReconciles: opts.concurrent,
+			RecoverPanic:            ptr.To(true),
+		},
+	}
+	if !opts.watchOptions.AllNamespaces {
+		ns := os.Getenv(runtimectrl.EnvRuntimeNamespace)
+		if ns == "" {
+			return fmt.Errorf("--watch-all-namespaces=false needs the %s environment variable", runtimectrl.EnvRuntimeNamespace)
+		}
+		mgrOptions.Cache.DefaultNamespaces = map[string]ctrlcache.Config{ns: {}}
+	}
+
+	mgr, err := ctrl.NewManager(restConfig, mgrOptions)
+	if err != nil {
+		return fmt.Errorf("unable to create manager: %w", err)
+	}
+	probes.SetupChecks(mgr, log)
+
+	reconciler := &controller.StageSetReconciler{
+		Client:        mgr.GetClient(),
+		StatusManager: controller.StatusManager,
+	}
+	if err := reconciler.SetupWithManager(ctx, mgr, controller.Options{
+		RateLimiter: runtimectrl.GetRateLimiter(opts.rateLimiterOptions),
+	}); err != nil {
+		return fmt.Errorf("unable to set up the StageSet controller: %w", err)
+	}
+
+	log.Info("starting manager", "version", version.String())
+	return mgr.Start(ctx)
+}
