@@ -203,23 +203,39 @@ func logLevel() int8 {
 	return 2
 }
 
-// Run starts the bed into *env, runs the package's tests and stops the bed;
-// use it as the body of TestMain:
+// Run starts the bed into *env, starts a manager with the given setups when
+// there are any, runs the package's tests and stops everything; use it as the
+// body of TestMain:
 //
 //	var env *testenv.Environment
-//	func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
-func Run(m *testing.M, env **Environment) int {
+//	func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env, setupReconciler)) }
+func Run(m *testing.M, env **Environment, setups ...func(ctrl.Manager) error) int {
 	e, err := Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
 		return 1
 	}
-	*env = e
-	code := m.Run()
-	if err := e.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "testenv: stopping:", err)
+	defer func() {
+		if err := e.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: stopping:", err)
+		}
+	}()
+	if len(setups) > 0 {
+		err := e.StartManager(func(mgr ctrl.Manager) error {
+			for _, setup := range setups {
+				if err := setup(mgr); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: starting the manager:", err)
+			return 1
+		}
 	}
-	return code
+	*env = e
+	return m.Run()
 }
 
 // Poll is the default polling period of Eventually in tests on the bed.

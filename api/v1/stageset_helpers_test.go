@@ -1,0 +1,166 @@
+package v1
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func d(s string) *metav1.Duration {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return &metav1.Duration{Duration: v}
+}
+
+func TestIntervalGetters(t *testing.T) {
+	cases := []struct {
+		name                      string
+		spec                      StageSetSpec
+		timeout, retry, requeueAt time.Duration
+	}{
+		{"defaults", StageSetSpec{Interval: *d("10m")}, 5 * time.Minute, 10 * time.Minute, 10 * time.Minute},
+		{"all set", StageSetSpec{Interval: *d("10m"), Timeout: d("2m"), RetryInterval: d("1m"), DriftDetectionInterval: d("30s")},
+			2 * time.Minute, time.Minute, 30 * time.Second},
+		{"drift interval longer than interval is ignored", StageSetSpec{Interval: *d("1m"), DriftDetectionInterval: d("5m")},
+			5 * time.Minute, time.Minute, time.Minute},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := &StageSet{Spec: tc.spec}
+			if got := ss.GetTimeout(); got != tc.timeout {
+				t.Errorf("GetTimeout() = %s, want %s", got, tc.timeout)
+			}
+			if got := ss.GetRetryInterval(); got != tc.retry {
+				t.Errorf("GetRetryInterval() = %s, want %s", got, tc.retry)
+			}
+			if got := ss.GetRequeueAfter(); got != tc.requeueAt {
+				t.Errorf("GetRequeueAfter() = %s, want %s", got, tc.requeueAt)
+			}
+		})
+	}
+}
+
+func TestStageGetters(t *testing.T) {
+	no := false
+	ss := &StageSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "apps"},
+		Spec: StageSetSpec{
+			Timeout:         d("3m"),
+			SourceRef:       &SourceReference{Kind: GitRepositoryKind, Name: "shop"},
+			TargetNamespace: "shop",
+		},
+	}
+	plain := Stage{Name: "plain"}
+	custom := Stage{
+		Name: "custom", Path: "./app", Prune: &no, Wait: &no, Timeout: d("10m"), TargetNamespace: "web",
+		SourceRef: &SourceReference{APIVersion: SourceAPIVersion, Kind: OCIRepositoryKind, Name: "app", Namespace: "oci"},
+	}
+
+	if got := ss.GetStageTimeout(plain); got != 3*time.Minute {
+		t.Errorf("plain stage timeout = %s", got)
+	}
+	if got := ss.GetStageTimeout(custom); got != 10*time.Minute {
+		t.Errorf("custom stage timeout = %s", got)
+	}
+	if plain.GetPath() != "./" || custom.GetPath() != "./app" {
+		t.Errorf("paths = %q, %q", plain.GetPath(), custom.GetPath())
+	}
+	if !plain.IsPruneEnabled() || !plain.IsWaitEnabled() || custom.IsPruneEnabled() || custom.IsWaitEnabled() {
+		t.Error("prune/wait defaults are wrong")
+	}
+	if ss.GetStageTargetNamespace(plain) != "shop" || ss.GetStageTargetNamespace(custom) != "web" {
+		t.Error("target namespace defaults are wrong")
+	}
+
+	ref, ok := ss.GetStageSourceRef(plain)
+	if !ok || ref.String() != "GitRepository/apps/shop" || ref.APIVersion != SourceAPIVersion {
+		t.Errorf("plain stage source = %+v, %v", ref, ok)
+	}
+	ref, ok = ss.GetStageSourceRef(custom)
+	if !ok || ref.String() != "OCIRepository/oci/app" {
+		t.Errorf("custom stage source = %+v, %v", ref, ok)
+	}
+	ss.Spec.SourceRef = nil
+	if _, ok := ss.GetStageSourceRef(plain); ok {
+		t.Error("a stage without any source resolved one")
+	}
+}
+
+func TestPolicyDefaults(t *testing.T) {
+	ss := &StageSet{}
+	if ss.GetDeletionPolicy() != DeletionPolicyMirrorPrune || ss.GetDriftDetectionMode() != DriftDetectionEnabled {
+		t.Error("defaults are wrong")
+	}
+	ss.Spec.DeletionPolicy = DeletionPolicyOrphan
+	ss.Spec.DriftDetection = &DriftDetection{Mode: DriftDetectionWarn}
+	if ss.GetDeletionPolicy() != DeletionPolicyOrphan || ss.GetDriftDetectionMode() != DriftDetectionWarn {
+		t.Error("set values are not returned")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	valid := func() *StageSet {
+		return &StageSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "apps"},
+			Spec: StageSetSpec{
+				Interval:  *d("5m"),
+				SourceRef: &SourceReference{Kind: GitRepositoryKind, Name: "repo"},
+				DependsOn: []meta.DependencyReference{{Name: "shop", Namespace: "other"}},
+				Stages: []Stage{{Name: "a", Path: "./a"}, {Name: "b", Actions: &StageActions{
+					Post: []Action{{Name: "w", Wait: &WaitAction{Duration: d("1s")}}},
+				}}},
+			},
+		}
+	}
+	if err := valid().Validate(); err != nil {
+		t.Fatalf("valid StageSet: %v", err)
+	}
+
+	cases := []struct {
+		name   string
+		mutate func(*StageSet)
+		want   string
+	}{
+		{"zero interval", func(s *StageSet) { s.Spec.Interval = metav1.Duration{} }, "spec.interval must be greater than zero"},
+		{"negative timeout", func(s *StageSet) { s.Spec.Timeout = d("-1s") }, "spec.timeout must be greater than zero"},
+		{"self dependency", func(s *StageSet) { s.Spec.DependsOn = []meta.DependencyReference{{Name: "shop"}} }, "cannot depend on itself"},
+		{"self dependency with namespace", func(s *StageSet) {
+			s.Spec.DependsOn = []meta.DependencyReference{{Name: "shop", Namespace: "apps"}}
+		}, "cannot depend on itself"},
+		{"no stages", func(s *StageSet) { s.Spec.Stages = nil }, "at least one stage"},
+		{"51 stages", func(s *StageSet) {
+			s.Spec.Stages = nil
+			for i := range 51 {
+				s.Spec.Stages = append(s.Spec.Stages, Stage{Name: fmt.Sprintf("s%d", i)})
+			}
+		}, "at most 50 stages"},
+		{"duplicate names", func(s *StageSet) { s.Spec.Stages[1].Name = "a" }, "stage names must be unique"},
+		{"bad name", func(s *StageSet) { s.Spec.Stages[0].Name = "A_1" }, "must be a DNS-1123 label"},
+		{"parent path", func(s *StageSet) { s.Spec.Stages[0].Path = "a/../../b" }, "must not contain '..'"},
+		{"absolute path", func(s *StageSet) { s.Spec.Stages[0].Path = "/etc" }, "must be relative"},
+		{"no source", func(s *StageSet) { s.Spec.SourceRef = nil }, "has no sourceRef"},
+		{"two verbs", func(s *StageSet) {
+			s.Spec.Stages[1].Actions.Post[0].Job = &JobAction{Path: "./j"}
+		}, "exactly one of patch, http, job or wait"},
+		{"wait with nothing", func(s *StageSet) { s.Spec.Stages[1].Actions.Post[0].Wait = &WaitAction{} }, "either duration, or target and expr"},
+		{"job path escape", func(s *StageSet) {
+			s.Spec.Stages[1].Actions.Post[0] = Action{Name: "j", Job: &JobAction{Path: "../x"}}
+		}, "must not contain '..'"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := valid()
+			tc.mutate(ss)
+			err := ss.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
