@@ -89,7 +89,7 @@ func CRDPaths() []string {
 // Start starts etcd and kube-apiserver, installs the CRDs and the artifact
 // server. Call Stop when done, typically from TestMain.
 func Start() (*Environment, error) {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(zapcore.Level(logLevel()))))
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(zapcore.Level(logLevel())), zap.StacktraceLevel(zapcore.PanicLevel)))
 
 	assets, err := AssetsDir()
 	if err != nil {

@@ -1,0 +1,50 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestSeriesAndTheirRemoval(t *testing.T) {
+	r := newRecorder()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.collectors()...)
+
+	r.RecordReconcile("apps", "shop", "Succeeded")
+	r.RecordReconcile("apps", "shop", "Succeeded")
+	r.RecordReconcile("apps", "other", "StageFailed")
+	r.RecordStageApplied("apps", "shop", "db")
+	r.SetStageReady("apps", "shop", "db", true)
+	r.SetStageReady("apps", "shop", "web", false)
+
+	want := `
+# HELP stageset_reconcile_total StageSet reconciles by terminal Ready reason.
+# TYPE stageset_reconcile_total counter
+stageset_reconcile_total{name="other",namespace="apps",reason="StageFailed"} 1
+stageset_reconcile_total{name="shop",namespace="apps",reason="Succeeded"} 2
+# HELP stageset_stage_applied_total Stages applied and verified healthy.
+# TYPE stageset_stage_applied_total counter
+stageset_stage_applied_total{name="shop",namespace="apps",stage="db"} 1
+# HELP stageset_stage_ready 1 when the stage is Ready, else 0.
+# TYPE stageset_stage_ready gauge
+stageset_stage_ready{namespace="apps",stage="db",stageset="shop"} 1
+stageset_stage_ready{namespace="apps",stage="web",stageset="shop"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+
+	r.DeleteStage("apps", "shop", "web")
+	r.Delete("apps", "shop")
+	want = `
+# HELP stageset_reconcile_total StageSet reconciles by terminal Ready reason.
+# TYPE stageset_reconcile_total counter
+stageset_reconcile_total{name="other",namespace="apps",reason="StageFailed"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+}
