@@ -1,0 +1,87 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+// LoadVariables merges the postBuild variables of a stage the way Flux does:
+// the data of each substituteFrom ConfigMap or Secret (in namespace) in
+// order, later ones overriding earlier ones, then postBuild.substitute on
+// top. Newlines are removed from every value, as Flux does, so that a value
+// cannot break the YAML it is substituted into. Only ConfigMap data and
+// Secret data are read (binaryData is ignored, as in Flux).
+//
+// It returns nil when postBuild is nil (no substitution). A missing
+// referent that is not optional, or an unknown kind, is an *Error naming the
+// referent; an optional missing one is skipped. Any other API error is
+// returned wrapped, not as *Error: it is transient and worth a retry.
+func LoadVariables(ctx context.Context, c client.Reader, namespace string, postBuild *stagesetv1.PostBuild) (map[string]string, error) {
+	if postBuild == nil {
+		return nil, nil
+	}
+	vars := make(map[string]string)
+	for _, ref := range postBuild.SubstituteFrom {
+		data, err := referentData(ctx, c, namespace, ref)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range data {
+			vars[k] = stripNewlines(v)
+		}
+	}
+	for k, v := range postBuild.Substitute {
+		vars[k] = stripNewlines(v)
+	}
+	return vars, nil
+}
+
+// referentData returns the string data of one substituteFrom referent, or
+// nil when it is optional and missing.
+func referentData(ctx context.Context, c client.Reader, namespace string, ref stagesetv1.SubstituteReference) (map[string]string, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: ref.Name}
+	var (
+		obj  client.Object
+		data func() map[string]string
+	)
+	switch ref.Kind {
+	case "ConfigMap":
+		cm := &corev1.ConfigMap{}
+		obj, data = cm, func() map[string]string { return cm.Data }
+	case "Secret":
+		secret := &corev1.Secret{}
+		obj, data = secret, func() map[string]string {
+			decoded := make(map[string]string, len(secret.Data))
+			for k, v := range secret.Data {
+				decoded[k] = string(v)
+			}
+			return decoded
+		}
+	default:
+		return nil, errorf("substituteFrom %s/%s: kind must be ConfigMap or Secret", ref.Kind, ref.Name)
+	}
+
+	err := c.Get(ctx, key, obj)
+	switch {
+	case apierrors.IsNotFound(err) && ref.Optional:
+		return nil, nil
+	case apierrors.IsNotFound(err):
+		return nil, errorf("substituteFrom %s %s/%s not found", ref.Kind, namespace, ref.Name)
+	case err != nil:
+		return nil, fmt.Errorf("reading substituteFrom %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
+	}
+	return data(), nil
+}
+
+// stripNewlines removes the newlines of a variable value.
+func stripNewlines(v string) string {
+	return strings.ReplaceAll(v, "\n", "")
+}
