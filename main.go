@@ -20,11 +20,15 @@ import (
 
 	runtimeclient "github.com/fluxcd/pkg/runtime/client"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/logger"
 	"github.com/fluxcd/pkg/runtime/probes"
 
 	"github.com/stageset/stageset-controller/internal/controller"
+	"github.com/stageset/stageset-controller/internal/impersonation"
+	"github.com/stageset/stageset-controller/internal/metrics"
+	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/scheme"
 	"github.com/stageset/stageset-controller/internal/version"
 )
@@ -111,9 +115,25 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 	}
 	probes.SetupChecks(mgr, log)
 
+	eventRecorder, err := events.NewRecorder(ctrl.Log, opts.eventsAddr, controller.ControllerName, events.WithManager(mgr))
+	if err != nil {
+		return fmt.Errorf("unable to create the event recorder: %w", err)
+	}
+
 	reconciler := &controller.StageSetReconciler{
-		Client:        mgr.GetClient(),
-		StatusManager: controller.StatusManager,
+		Client: mgr.GetClient(),
+		Clients: &impersonation.Factory{
+			Base:                  mgr.GetConfig(),
+			Scheme:                mgr.GetScheme(),
+			Reader:                mgr.GetAPIReader(),
+			DefaultServiceAccount: opts.defaultServiceAccount,
+		},
+		Sources:                   &source.Resolver{Reader: mgr.GetClient(), NoCrossNamespaceRefs: opts.aclOptions.NoCrossNamespaceRefs},
+		Fetcher:                   &source.Fetcher{Logger: ctrl.Log.WithName("fetch")},
+		EventRecorder:             eventRecorder,
+		Metrics:                   metrics.Default(),
+		StatusManager:             controller.StatusManager,
+		DependencyRequeueInterval: opts.requeueDependency,
 	}
 	if err := reconciler.SetupWithManager(ctx, mgr, controller.Options{
 		RateLimiter: runtimectrl.GetRateLimiter(opts.rateLimiterOptions),

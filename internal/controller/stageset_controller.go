@@ -1,21 +1,30 @@
 // Package controller holds the StageSet reconciler: orchestration only. Each
-// phase of a run calls one domain package under internal/.
+// phase of a run calls one domain package under internal/ (source, build,
+// apply, impersonation, metrics).
 package controller
 
 import (
 	"context"
+	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/patch"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/impersonation"
+	"github.com/stageset/stageset-controller/internal/metrics"
+	"github.com/stageset/stageset-controller/internal/source"
 )
 
 const (
-	// ControllerName is the name the controller reports in events, logs and
-	// as the server-side apply field manager of applied objects.
+	// ControllerName is the name the controller reports in events and logs,
+	// and the server-side apply field manager of applied objects.
 	ControllerName = "stageset-controller"
 
 	// StatusManager is the field owner of the StageSet status.
@@ -23,16 +32,32 @@ const (
 )
 
 // StageSetReconciler reconciles StageSet objects.
-//
-// This is the foundation's reconciler: it records the generation it observed
-// and nothing else yet. Delivery (sources, build, apply, health) comes with
-// its own change.
 type StageSetReconciler struct {
-	// Client reads and writes StageSets (cached reads).
+	// Client reads StageSets and sources (cached) and writes StageSet
+	// metadata and status.
 	client.Client
+
+	// Clients builds the client every cluster write and health read of a
+	// StageSet goes through (impersonation, remote clusters).
+	Clients *impersonation.Factory
+
+	// Sources resolves stage sources; Fetcher downloads their artifacts.
+	Sources *source.Resolver
+	Fetcher *source.Fetcher
+
+	// EventRecorder emits Kubernetes Events and, when configured, forwards
+	// them to notification-controller.
+	EventRecorder events.Recorder
+
+	// Metrics records the stageset_* series.
+	Metrics *metrics.Recorder
 
 	// StatusManager is the field owner of status patches.
 	StatusManager string
+
+	// DependencyRequeueInterval is how soon a StageSet waiting on a source or
+	// a dependency is checked again.
+	DependencyRequeueInterval time.Duration
 }
 
 // NewStageSet returns an empty StageSet, for callers that need an object of
@@ -41,22 +66,69 @@ func NewStageSet() *stagesetv1.StageSet {
 	return &stagesetv1.StageSet{}
 }
 
-// Reconcile records the observed generation of a StageSet.
+// Reconcile runs one reconcile of a StageSet: teardown when it is being
+// deleted, otherwise a rollout of every stage in order.
 func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := NewStageSet()
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.Delete(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !obj.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
 	}
 
 	patcher := patch.NewSerialPatcher(obj, r.Client)
-	defer func() {
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, obj, patcher)
+	}
+
+	// The finalizer goes on first, so that nothing is applied that a
+	// deletion could not tear down.
+	if !controllerutil.ContainsFinalizer(obj, stagesetv1.StageSetFinalizer) {
+		controllerutil.AddFinalizer(obj, stagesetv1.StageSetFinalizer)
+		return ctrl.Result{Requeue: true}, patcher.Patch(ctx, obj, patch.WithFieldOwner(r.StatusManager))
+	}
+
+	if token, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
+		obj.Status.SetLastHandledReconcileRequest(token)
+	}
+
+	if obj.Spec.Suspend {
+		conditions.MarkFalse(obj, meta.ReadyCondition, stagesetv1.SuspendedReason, "Reconciliation is suspended")
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		conditions.Delete(obj, meta.StalledCondition)
 		obj.Status.ObservedGeneration = obj.Generation
-		if err := patcher.Patch(ctx, obj, patch.WithFieldOwner(r.StatusManager)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = err
-		}
-	}()
-	return ctrl.Result{}, nil
+		return ctrl.Result{}, r.patchStatus(ctx, obj, patcher)
+	}
+
+	before := readyOf(obj)
+	run := r.newRun(obj, patcher)
+	err := run.execute(ctx)
+	return r.finishRun(ctx, run, before, err)
+}
+
+// patchStatus writes the status with the controller's field owner.
+func (r *StageSetReconciler) patchStatus(ctx context.Context, obj *stagesetv1.StageSet, patcher *patch.SerialPatcher) error {
+	err := patcher.Patch(ctx, obj,
+		patch.WithFieldOwner(r.StatusManager),
+		patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}},
+	)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// readyState is the part of the Ready condition whose change is news.
+type readyState struct {
+	status, reason, message string
+}
+
+func readyOf(obj *stagesetv1.StageSet) readyState {
+	c := conditions.Get(obj, meta.ReadyCondition)
+	if c == nil {
+		return readyState{}
+	}
+	return readyState{string(c.Status), c.Reason, c.Message}
 }

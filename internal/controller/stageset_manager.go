@@ -2,15 +2,32 @@ package controller
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/predicates"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/fluxcd/pkg/runtime/predicates"
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+// Field indexes on StageSets.
+const (
+	// sourceIndexKey indexes StageSets by every source they read, as
+	// <Kind>/<namespace>/<name>.
+	sourceIndexKey = ".metadata.sources"
+	// dependencyIndexKey indexes StageSets by every StageSet they depend on,
+	// as <namespace>/<name>.
+	dependencyIndexKey = ".metadata.dependsOn"
 )
 
 // Options tune the controller's work queue.
@@ -33,13 +50,114 @@ type Options struct {
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // SetupWithManager registers the reconciler with the manager. A StageSet is
-// reconciled when its generation changes or a reconcile is requested through
-// the reconcile.fluxcd.io/requestedAt annotation.
-func (r *StageSetReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
-	return ctrl.NewControllerManagedBy(mgr).
+// reconciled when its generation changes, a reconcile is requested through
+// reconcile.fluxcd.io/requestedAt, one of its sources publishes a new
+// revision, or a StageSet it depends on turns Ready.
+func (r *StageSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, NewStageSet(), sourceIndexKey, indexSources); err != nil {
+		return fmt.Errorf("indexing sources: %w", err)
+	}
+	if err := indexer.IndexField(ctx, NewStageSet(), dependencyIndexKey, indexDependencies); err != nil {
+		return fmt.Errorf("indexing dependencies: %w", err)
+	}
+
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(NewStageSet(), builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}),
 		)).
-		WithOptions(controller.Options{RateLimiter: opts.RateLimiter}).
-		Complete(r)
+		Watches(NewStageSet(), handler.EnqueueRequestsFromMapFunc(r.dependents),
+			builder.WithPredicates(becameReady{})).
+		WithOptions(controller.Options{RateLimiter: opts.RateLimiter})
+	for _, src := range []client.Object{
+		&sourcev1.GitRepository{}, &sourcev1.OCIRepository{}, &sourcev1.Bucket{}, &sourcev1.ExternalArtifact{},
+	} {
+		b = b.Watches(src, handler.EnqueueRequestsFromMapFunc(r.readersOf),
+			builder.WithPredicates(revisionChanged{}))
+	}
+	return b.Complete(r)
+}
+
+func indexSources(o client.Object) []string {
+	obj := o.(*stagesetv1.StageSet)
+	seen := map[string]bool{}
+	var keys []string
+	for _, stage := range obj.Spec.Stages {
+		if ref, ok := obj.GetStageSourceRef(stage); ok && !seen[ref.String()] {
+			seen[ref.String()] = true
+			keys = append(keys, ref.String())
+		}
+	}
+	return keys
+}
+
+func indexDependencies(o client.Object) []string {
+	obj := o.(*stagesetv1.StageSet)
+	keys := make([]string, 0, len(obj.Spec.DependsOn))
+	for _, ref := range obj.Spec.DependsOn {
+		keys = append(keys, dependencyKey(obj, ref).String())
+	}
+	return keys
+}
+
+// readersOf maps a source to the StageSets that read it.
+func (r *StageSetReconciler) readersOf(ctx context.Context, src client.Object) []reconcile.Request {
+	kind := src.GetObjectKind().GroupVersionKind().Kind
+	if kind == "" {
+		gvks, _, err := r.Scheme().ObjectKinds(src)
+		if err != nil || len(gvks) == 0 {
+			return nil
+		}
+		kind = gvks[0].Kind
+	}
+	key := kind + "/" + src.GetNamespace() + "/" + src.GetName()
+	return r.requestsFor(ctx, sourceIndexKey, key)
+}
+
+// dependents maps a StageSet to the StageSets that depend on it.
+func (r *StageSetReconciler) dependents(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.requestsFor(ctx, dependencyIndexKey, client.ObjectKeyFromObject(o).String())
+}
+
+func (r *StageSetReconciler) requestsFor(ctx context.Context, index, key string) []reconcile.Request {
+	var list stagesetv1.StageSetList
+	if err := r.List(ctx, &list, client.MatchingFields{index: key}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing StageSets", "index", index, "key", key)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// revisionChanged passes source updates whose artifact revision changed:
+// source-controller updates status often, a rollout is due only for a new
+// revision.
+type revisionChanged struct{ predicate.Funcs }
+
+func (revisionChanged) Create(event.CreateEvent) bool { return true }
+func (revisionChanged) Delete(event.DeleteEvent) bool { return false }
+func (revisionChanged) Update(e event.UpdateEvent) bool {
+	return artifactRevision(e.ObjectOld) != artifactRevision(e.ObjectNew)
+}
+
+func artifactRevision(o client.Object) string {
+	if src, ok := o.(sourcev1.Source); ok && src.GetArtifact() != nil {
+		return src.GetArtifact().Revision
+	}
+	return ""
+}
+
+// becameReady passes StageSet updates that turn Ready=True.
+type becameReady struct{ predicate.Funcs }
+
+func (becameReady) Create(event.CreateEvent) bool   { return false }
+func (becameReady) Delete(event.DeleteEvent) bool   { return false }
+func (becameReady) Generic(event.GenericEvent) bool { return false }
+func (becameReady) Update(e event.UpdateEvent) bool {
+	oldObj, okOld := e.ObjectOld.(*stagesetv1.StageSet)
+	newObj, okNew := e.ObjectNew.(*stagesetv1.StageSet)
+	return okOld && okNew && !conditions.IsReady(oldObj) && conditions.IsReady(newObj)
 }

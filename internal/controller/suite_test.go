@@ -2,19 +2,108 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
+	"net"
+	"net/http"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
+	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	"github.com/fluxcd/pkg/runtime/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/stageset/stageset-controller/internal/impersonation"
+	"github.com/stageset/stageset-controller/internal/metrics"
+	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
-var env *testenv.Environment
+var (
+	env *testenv.Environment
+	// notifications receives the events the controller forwards, like
+	// notification-controller's event receiver.
+	notifications *eventReceiver
+)
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Run(m, &env, func(mgr ctrl.Manager) error {
-		r := &StageSetReconciler{Client: mgr.GetClient(), StatusManager: StatusManager}
-		return r.SetupWithManager(context.Background(), mgr, Options{})
-	}))
+	var err error
+	if notifications, err = newEventReceiver(); err != nil {
+		panic(err)
+	}
+	defer notifications.Close()
+	os.Exit(testenv.Run(m, &env, setupReconciler))
+}
+
+func setupReconciler(mgr ctrl.Manager) error {
+	recorder, err := events.NewRecorder(ctrl.Log, notifications.URL(), ControllerName, events.WithManager(mgr))
+	if err != nil {
+		return err
+	}
+	r := &StageSetReconciler{
+		Client: mgr.GetClient(),
+		Clients: &impersonation.Factory{
+			Base:   mgr.GetConfig(),
+			Scheme: mgr.GetScheme(),
+			Reader: mgr.GetAPIReader(),
+		},
+		Sources:                   &source.Resolver{Reader: mgr.GetClient()},
+		Fetcher:                   &source.Fetcher{},
+		EventRecorder:             recorder,
+		Metrics:                   metrics.Default(),
+		StatusManager:             StatusManager,
+		DependencyRequeueInterval: time.Second,
+	}
+	return r.SetupWithManager(context.Background(), mgr, Options{})
+}
+
+// eventReceiver is an HTTP server speaking notification-controller's event
+// API: it accepts POSTed eventv1.Event payloads.
+type eventReceiver struct {
+	server *http.Server
+	ln     net.Listener
+
+	mu     sync.Mutex
+	events []eventv1.Event
+}
+
+func newEventReceiver() (*eventReceiver, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e := &eventReceiver{ln: ln}
+	e.server = &http.Server{Handler: http.HandlerFunc(e.receive), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = e.server.Serve(ln) }()
+	return e, nil
+}
+
+func (e *eventReceiver) URL() string { return "http://" + e.ln.Addr().String() + "/" }
+
+func (e *eventReceiver) Close() { _ = e.server.Close() }
+
+func (e *eventReceiver) receive(w http.ResponseWriter, r *http.Request) {
+	var ev eventv1.Event
+	if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	e.mu.Lock()
+	e.events = append(e.events, ev)
+	e.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// For returns the events received for one StageSet, oldest first.
+func (e *eventReceiver) For(namespace, name string) []eventv1.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []eventv1.Event
+	for _, ev := range e.events {
+		if ev.InvolvedObject.Namespace == namespace && ev.InvolvedObject.Name == name {
+			out = append(out, ev)
+		}
+	}
+	return out
 }

@@ -1,0 +1,63 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/fluxcd/pkg/ssa/utils"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+// Delete removes objects of a stage, for prune and teardown. Only live
+// objects whose labels still say they belong to owner (StageSet name,
+// namespace and stage all match) are deleted: an object that moved to another
+// stage or StageSet is left alone. Objects annotated stageset.io/prune:
+// disabled are kept. Objects already gone, or of a kind the cluster no longer
+// serves, count as deleted.
+//
+// The change set has one entry per object: deleted, or skipped when it was
+// kept. failed lists the objects whose deletion failed, so the caller keeps
+// them in the inventory and retries; err joins their errors. Deletion is
+// background propagation, in reverse apply order (custom resources before
+// their CRDs, namespaced objects before their Namespace).
+func (m *Manager) Delete(ctx context.Context, owner Owner, objects []*unstructured.Unstructured) (deleted *ssa.ChangeSet, failed []*unstructured.Unstructured, err error) {
+	opts := ssa.DeleteOptions{
+		PropagationPolicy: metav1.DeletePropagationBackground,
+		Inclusions:        owner.Labels(),
+		Exclusions:        map[string]string{stagesetv1.PruneAnnotation: stagesetv1.DisabledValue},
+	}
+	ordered := append([]*unstructured.Unstructured(nil), objects...)
+	sort.Sort(sort.Reverse(ssa.SortableUnstructureds(ordered)))
+
+	deleted = ssa.NewChangeSet()
+	var errs []error
+	for _, obj := range ordered {
+		entry, err := m.resources.Delete(ctx, obj, opts)
+		switch {
+		case err == nil:
+			deleted.Add(*entry)
+		case meta.IsNoMatchError(err):
+			// The kind is gone (its CRD was deleted), so are its objects.
+			deleted.Add(ssa.ChangeSetEntry{
+				ObjMetadata:  object.UnstructuredToObjMetadata(obj),
+				GroupVersion: obj.GroupVersionKind().Version,
+				Subject:      utils.FmtUnstructured(obj),
+				Action:       ssa.DeletedAction,
+			})
+		default:
+			failed = append(failed, obj)
+			errs = append(errs, err)
+		}
+	}
+	if err := joinErrors(errs); err != nil {
+		return deleted, failed, fmt.Errorf("deleting %d of %d objects failed: %w", len(failed), len(objects), err)
+	}
+	return deleted, nil, nil
+}

@@ -1,0 +1,41 @@
+package apply
+
+import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+// Owner identifies the stage that applies objects. It becomes the labels
+// stageset.io/name, stageset.io/namespace and stageset.io/stage on every
+// applied object, and only objects that still carry all three are pruned.
+type Owner struct {
+	// Name and Namespace of the StageSet.
+	Name, Namespace string
+	// Stage is the name of the stage within the StageSet.
+	Stage string
+}
+
+// Labels returns the ownership labels of the stage.
+func (o Owner) Labels() map[string]string {
+	return map[string]string{
+		stagesetv1.NameLabel:      o.Name,
+		stagesetv1.NamespaceLabel: o.Namespace,
+		stagesetv1.StageLabel:     o.Stage,
+	}
+}
+
+// setLabels adds the ownership labels to every object, keeping its other
+// labels.
+func (o Owner) setLabels(objects []*unstructured.Unstructured) {
+	for _, obj := range objects {
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = make(map[string]string, 3)
+		}
+		for k, v := range o.Labels() {
+			labels[k] = v
+		}
+		obj.SetLabels(labels)
+	}
+}

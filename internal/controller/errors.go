@@ -1,0 +1,59 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+)
+
+// runError is how a phase of a run reports failure: the error carries the
+// Ready reason it ends with and how the controller goes on. One place
+// (finishRun) turns it into conditions, an event and a metric.
+type runError struct {
+	// reason is the Ready reason (stagesetv1.*Reason).
+	reason string
+	// err is the underlying error; its message is the Ready message.
+	err error
+	// terminal errors cannot heal without a spec change: Stalled=True and
+	// no requeue.
+	terminal bool
+	// waiting errors are expected to heal by themselves (a source or a
+	// dependency not ready yet): requeue after the dependency interval with
+	// no error, so no exponential backoff and no error log.
+	waiting bool
+	// stage is the stage the error happened at, if any.
+	stage string
+}
+
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
+
+// failed returns a transient error: retried after spec.retryInterval.
+func failed(reason string, err error) *runError {
+	return &runError{reason: reason, err: err}
+}
+
+// stalled returns a terminal error: Stalled until the spec changes.
+func stalled(reason string, err error) *runError {
+	return &runError{reason: reason, err: err, terminal: true}
+}
+
+// waiting returns an error that waits on something outside the StageSet.
+func waiting(reason string, err error) *runError {
+	return &runError{reason: reason, err: err, waiting: true}
+}
+
+// stageFailed returns the error of a stage, with the message form of SPEC §9:
+// stage "<name>" failed: <error>.
+func stageFailed(reason, stage string, err error) *runError {
+	return &runError{reason: reason, stage: stage, err: fmt.Errorf("stage %q failed: %w", stage, err)}
+}
+
+// asRunError classifies any error: a *runError as it is, anything else as a
+// transient failure with the given reason.
+func asRunError(err error, fallbackReason string) *runError {
+	var re *runError
+	if errors.As(err, &re) {
+		return re
+	}
+	return failed(fallbackReason, err)
+}

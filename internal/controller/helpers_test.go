@@ -1,0 +1,172 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/conditions/check"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/testenv"
+)
+
+const (
+	timeout = testenv.Timeout
+	poll    = testenv.Poll
+)
+
+// files is the content of an artifact: path → file content.
+type files map[string]string
+
+// repo is a source in a test namespace whose artifact the test publishes.
+type repo struct {
+	t    *testing.T
+	kind string
+	ns   string
+	name string
+	src  testenv.Source
+}
+
+// newRepo creates a source of the kind serving files at revision.
+func newRepo(t *testing.T, kind, ns, name, revision string, content files) *repo {
+	t.Helper()
+	r := &repo{t: t, kind: kind, ns: ns, name: name}
+	artifact, err := env.Artifacts.Publish(r.path(revision), revision, content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.src, err = env.CreateSource(context.Background(), kind, ns, name, artifact); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *repo) path(revision string) string {
+	return fmt.Sprintf("%s/%s/%s/%s.tar.gz", r.kind, r.ns, r.name, revision)
+}
+
+// publish makes revision with content the source's current artifact.
+func (r *repo) publish(revision string, content files) {
+	r.t.Helper()
+	artifact, err := env.Artifacts.Publish(r.path(revision), revision, content)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.setArtifact(artifact)
+}
+
+func (r *repo) setArtifact(artifact *meta.Artifact) {
+	r.t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(r.src), r.src); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := env.SetArtifact(ctx, r.src, artifact); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *repo) ref() *stagesetv1.SourceReference {
+	return &stagesetv1.SourceReference{Kind: r.kind, Name: r.name}
+}
+
+// newStageSet returns a StageSet over src with the stages (name → path).
+func newStageSet(ns, name string, src *repo, stages ...stagesetv1.Stage) *stagesetv1.StageSet {
+	return &stagesetv1.StageSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: stagesetv1.StageSetSpec{
+			Interval:  metav1.Duration{Duration: time.Hour},
+			Timeout:   &metav1.Duration{Duration: 20 * time.Second},
+			SourceRef: src.ref(),
+			Stages:    stages,
+		},
+	}
+}
+
+func stage(name, path string) stagesetv1.Stage {
+	return stagesetv1.Stage{Name: name, Path: path}
+}
+
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// get refreshes obj, failing the test on error.
+func get(g Gomega, obj client.Object) {
+	g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+}
+
+// readyReason returns the Ready condition's status and reason once the
+// controller observed the StageSet's generation.
+func readyReason(g Gomega, obj *stagesetv1.StageSet) func() string {
+	return func() string {
+		get(g, obj)
+		if obj.Status.ObservedGeneration != obj.Generation {
+			return "not observed"
+		}
+		c := conditions.Get(obj, meta.ReadyCondition)
+		if c == nil {
+			return "no Ready condition"
+		}
+		return string(c.Status) + "/" + c.Reason
+	}
+}
+
+// eventuallyReady waits for Ready=True Succeeded and checks kstatus
+// conformance of the status.
+func eventuallyReason(t *testing.T, g Gomega, obj *stagesetv1.StageSet, want string) {
+	t.Helper()
+	g.Eventually(readyReason(g, obj), timeout, poll).Should(Equal(want), func() string {
+		return fmt.Sprintf("Ready message: %q", conditions.GetMessage(obj, meta.ReadyCondition))
+	})
+	checkStatus(g, obj)
+}
+
+// checkStatus runs fluxcd/pkg/runtime/conditions/check (kstatus conformance).
+func checkStatus(g Gomega, obj *stagesetv1.StageSet) {
+	checker := check.NewChecker(env.Client, &check.Conditions{
+		NegativePolarity: []string{meta.StalledCondition, meta.ReconcilingCondition},
+	})
+	fail, _ := checker.Check(context.Background(), obj)
+	g.Expect(fail).NotTo(HaveOccurred())
+}
+
+// exists tells whether an object exists in the cluster.
+func exists(apiVersion, kind, ns, name string) func() bool {
+	return func() bool {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(apiVersion)
+		u.SetKind(kind)
+		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u)
+		return err == nil
+	}
+}
+
+func configMap(name string, data ...string) string {
+	out := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n", name)
+	if len(data) == 0 {
+		return out + "  k: v\n"
+	}
+	for i := 0; i+1 < len(data); i += 2 {
+		out += fmt.Sprintf("  %s: %q\n", data[i], data[i+1])
+	}
+	return out
+}
+
+func objKey(obj client.Object) client.ObjectKey { return client.ObjectKeyFromObject(obj) }
+
+func configMapObj(ns, name string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+}

@@ -1,0 +1,90 @@
+package controller
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+func TestRemovedStageIsTornDown(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"a/a.yaml": configMap("a"), "b/b.yaml": configMap("b"), "c/c.yaml": configMap("c"),
+	})
+	obj := newStageSet(ns, "app", src, stage("a", "./a"), stage("b", "./b"), stage("c", "./c"))
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	get(g, obj)
+	obj.Spec.Stages = []stagesetv1.Stage{obj.Spec.Stages[0]}
+	g.Expect(env.Client.Update(context.Background(), obj)).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	g.Expect(exists("v1", "ConfigMap", ns, "a")()).To(BeTrue())
+	g.Expect(exists("v1", "ConfigMap", ns, "b")()).To(BeFalse())
+	g.Expect(exists("v1", "ConfigMap", ns, "c")()).To(BeFalse())
+	g.Expect(obj.Status.Stages).To(HaveLen(1))
+}
+
+func TestDeletionFollowsTheDeletionPolicy(t *testing.T) {
+	cases := []struct {
+		policy                string
+		keepPruned, keepOther bool
+	}{
+		{stagesetv1.DeletionPolicyMirrorPrune, false, true},
+		{stagesetv1.DeletionPolicyDelete, false, false},
+		{stagesetv1.DeletionPolicyOrphan, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.policy, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			ns := env.NewNamespace(t)
+			src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+				"pruned/cm.yaml": configMap("pruned"), "kept/cm.yaml": configMap("kept"),
+			})
+			kept := stage("kept", "./kept")
+			kept.Prune = new(bool)
+			obj := newStageSet(ns, "app", src, stage("pruned", "./pruned"), kept)
+			obj.Spec.TargetNamespace = ns
+			obj.Spec.DeletionPolicy = tc.policy
+			create(t, obj)
+			eventuallyReason(t, g, obj, "True/Succeeded")
+			g.Expect(obj.Finalizers).To(ContainElement(stagesetv1.StageSetFinalizer))
+
+			g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
+			g.Eventually(func() bool {
+				return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj))
+			}, timeout, poll).Should(BeTrue())
+			g.Expect(exists("v1", "ConfigMap", ns, "pruned")()).To(Equal(tc.keepPruned))
+			g.Expect(exists("v1", "ConfigMap", ns, "kept")()).To(Equal(tc.keepOther))
+		})
+	}
+}
+
+func TestTeardownSparesObjectsThatChangedOwner(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("shared")})
+	obj := newStageSet(ns, "first", src, stage("a", "./"))
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	// Another StageSet takes the object over: its labels now point there.
+	second := newStageSet(ns, "second", src, stage("a", "./"))
+	second.Spec.TargetNamespace = ns
+	create(t, second)
+	eventuallyReason(t, g, second, "True/Succeeded")
+
+	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
+	g.Eventually(func() bool { return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj)) }, timeout, poll).Should(BeTrue())
+	g.Expect(exists("v1", "ConfigMap", ns, "shared")()).To(BeTrue(), "owned by second now")
+}

@@ -1,0 +1,109 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/jitter"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+// maxHistory is how many rollouts status.history keeps.
+const maxHistory = 5
+
+// finishRun is the one place a run's outcome becomes conditions, an event, a
+// metric, the requeue and the final status patch.
+func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before readyState, runErr error) (ctrl.Result, error) {
+	obj := s.obj
+	result := ctrl.Result{}
+
+	if runErr == nil {
+		conditions.MarkTrue(obj, meta.ReadyCondition, stagesetv1.SucceededReason,
+			"Applied revision: %s (%d stages)", s.revision, len(obj.Spec.Stages))
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		conditions.Delete(obj, meta.StalledCondition)
+		obj.Status.ObservedGeneration = obj.Generation
+		result.RequeueAfter = jitter.JitteredIntervalDuration(obj.GetRequeueAfter())
+	} else {
+		re := asRunError(runErr, stagesetv1.StageFailedReason)
+		conditions.MarkFalse(obj, meta.ReadyCondition, re.reason, "%s", re.Error())
+		// The run acted on this generation, even if it failed: kstatus then
+		// reports the failure instead of a generation still in progress.
+		obj.Status.ObservedGeneration = obj.Generation
+		switch {
+		case re.terminal:
+			// Nothing heals this but a spec change, which triggers a run.
+			conditions.Delete(obj, meta.ReconcilingCondition)
+			conditions.MarkStalled(obj, re.reason, "%s", re.Error())
+		case re.waiting:
+			conditions.Delete(obj, meta.ReconcilingCondition)
+			conditions.Delete(obj, meta.StalledCondition)
+			result.RequeueAfter = r.DependencyRequeueInterval
+		default:
+			conditions.Delete(obj, meta.StalledCondition)
+			if conditions.Has(obj, meta.ReconcilingCondition) {
+				conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "%s", re.Error())
+			}
+			result.RequeueAfter = obj.GetRetryInterval()
+			log.FromContext(ctx).Error(re, "reconcile failed", "reason", re.reason)
+		}
+	}
+
+	after := readyOf(obj)
+	if s.revisions != nil && (s.applied || after != before) {
+		r.recordHistory(s, after.reason)
+	}
+	if after != before || (s.applied && s.newRevisions) {
+		r.event(obj, s.revision, after)
+	}
+	r.Metrics.RecordReconcile(obj.Namespace, obj.Name, after.reason)
+
+	if err := r.patchStatus(ctx, obj, s.patcher); err != nil {
+		return ctrl.Result{}, err
+	}
+	return result, nil
+}
+
+// event emits the Ready transition as an event, with the revision for
+// notification-controller.
+func (r *StageSetReconciler) event(obj *stagesetv1.StageSet, revision string, ready readyState) {
+	eventType := corev1.EventTypeNormal
+	if ready.status == string(metav1.ConditionFalse) {
+		eventType = corev1.EventTypeWarning
+	}
+	var annotations map[string]string
+	if revision != "" {
+		annotations = map[string]string{stagesetv1.GroupName + "/" + eventv1.MetaRevisionKey: revision}
+	}
+	r.EventRecorder.AnnotatedEventf(obj, nil, annotations, eventType, ready.reason, "Reconcile", "%s", ready.message)
+}
+
+// recordHistory adds the run to status.history when it applied a new revision
+// set or changed the outcome, newest first, keeping maxHistory entries. A run
+// with the same revision set and result as the newest entry updates it.
+func (r *StageSetReconciler) recordHistory(s *run, result string) {
+	entry := stagesetv1.RolloutRecord{
+		Revisions: s.revisions,
+		StartedAt: metav1.NewTime(s.started),
+		Duration:  metav1.Duration{Duration: time.Since(s.started).Round(time.Millisecond)},
+		Result:    result,
+	}
+	history := s.obj.Status.History
+	if len(history) > 0 && history[0].Result == result && equalRevisions(history[0].Revisions, s.revisions) {
+		history[0] = entry
+		return
+	}
+	history = append([]stagesetv1.RolloutRecord{entry}, history...)
+	if len(history) > maxHistory {
+		history = history[:maxHistory]
+	}
+	s.obj.Status.History = history
+}

@@ -1,0 +1,209 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/apply"
+	"github.com/stageset/stageset-controller/internal/build"
+	"github.com/stageset/stageset-controller/internal/source"
+)
+
+// run is the state of one reconcile of one StageSet: the pinned revision set
+// and the built stages, passed around as one value instead of long parameter
+// lists.
+type run struct {
+	r       *StageSetReconciler
+	obj     *stagesetv1.StageSet
+	patcher *patch.SerialPatcher
+	started time.Time
+
+	// revisions is the pinned revision set: source key → revision.
+	revisions map[string]string
+	// revision is the revision of spec.sourceRef, else of the first stage's
+	// source (status.lastAppliedRevision).
+	revision string
+	// newRevisions tells that the pinned set differs from the last applied.
+	newRevisions bool
+	// applied tells that every stage was applied and verified.
+	applied bool
+}
+
+// plannedStage is one stage of the run, built and ready to apply.
+type plannedStage struct {
+	spec     stagesetv1.Stage
+	revision string
+	objects  []*unstructured.Unstructured
+}
+
+func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *patch.SerialPatcher) *run {
+	return &run{r: r, obj: obj, patcher: patcher, started: time.Now()}
+}
+
+// execute runs the phases of SPEC §4 in order: validate → dependencies →
+// sources → fetch and build every stage → apply stage by stage → tear down
+// removed stages.
+func (s *run) execute(ctx context.Context) error {
+	if err := s.obj.Validate(); err != nil {
+		return stalled(stagesetv1.InvalidSpecReason, fmt.Errorf("invalid spec: %w", err))
+	}
+	if err := s.r.checkDependencies(ctx, s.obj); err != nil {
+		return err
+	}
+	resolved, err := s.resolveSources(ctx)
+	if err != nil {
+		return err
+	}
+
+	conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Building %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
+	conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
+	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+		return err
+	}
+
+	plans, err := s.buildStages(ctx, resolved)
+	if err != nil {
+		return err
+	}
+
+	kube, err := s.r.Clients.ClientFor(ctx, s.obj)
+	if err != nil {
+		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
+	}
+	mgr := apply.NewManager(kube, ControllerName)
+	for _, plan := range plans {
+		if err := s.applyStage(ctx, mgr, plan); err != nil {
+			return err
+		}
+	}
+	if err := s.teardownRemovedStages(ctx, mgr); err != nil {
+		return err
+	}
+
+	s.applied = true
+	s.obj.Status.LastAppliedRevision = s.revision
+	s.obj.Status.LastAppliedRevisions = s.revisions
+	return nil
+}
+
+// resolveSources pins the revision of every distinct source of the run.
+func (s *run) resolveSources(ctx context.Context) (map[string]*source.Resolved, error) {
+	resolved := map[string]*source.Resolved{}
+	for _, stage := range s.obj.Spec.Stages {
+		ref, _ := s.obj.GetStageSourceRef(stage) // Validate checked every stage has one
+		if _, done := resolved[ref.String()]; done {
+			continue
+		}
+		res, err := s.r.Sources.Resolve(ctx, s.obj.Namespace, ref)
+		if err != nil {
+			return nil, classifySourceError(err)
+		}
+		resolved[ref.String()] = res
+	}
+
+	s.revisions = make(map[string]string, len(resolved))
+	for key, res := range resolved {
+		s.revisions[key] = res.Artifact.Revision
+	}
+	primary, _ := s.obj.GetStageSourceRef(s.obj.Spec.Stages[0])
+	if s.obj.Spec.SourceRef != nil {
+		primary, _ = s.obj.GetStageSourceRef(stagesetv1.Stage{})
+	}
+	s.revision = s.revisions[primary.String()]
+	s.newRevisions = !equalRevisions(s.revisions, s.obj.Status.LastAppliedRevisions)
+	s.obj.Status.LastAttemptedRevision = s.revision
+	s.obj.Status.LastAttemptedRevisions = s.revisions
+	return resolved, nil
+}
+
+func classifySourceError(err error) error {
+	var notReady *source.NotReadyError
+	var denied *source.AccessDeniedError
+	switch {
+	case errors.As(err, &notReady):
+		return waiting(stagesetv1.SourceNotReadyReason, err)
+	case errors.As(err, &denied):
+		return stalled(stagesetv1.AccessDeniedReason, err)
+	default:
+		return failed(stagesetv1.SourceNotReadyReason, err)
+	}
+}
+
+// buildStages fetches every distinct artifact once and builds every stage
+// before anything is written: a build error, or an object claimed by two
+// stages, fails the run with nothing applied.
+func (s *run) buildStages(ctx context.Context, resolved map[string]*source.Resolved) ([]plannedStage, error) {
+	cache, err := source.NewCache(s.r.Fetcher)
+	if err != nil {
+		return nil, failed(stagesetv1.ArtifactFailedReason, err)
+	}
+	defer cache.Close()
+
+	plans := make([]plannedStage, 0, len(s.obj.Spec.Stages))
+	claims := map[string]string{} // object id → stage
+	for _, stage := range s.obj.Spec.Stages {
+		ref, _ := s.obj.GetStageSourceRef(stage)
+		res := resolved[ref.String()]
+		root, err := cache.Get(ctx, res.Artifact)
+		if err != nil {
+			return nil, failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+		}
+		vars, err := build.LoadVariables(ctx, s.r.Client, s.obj.Namespace, stage.PostBuild)
+		if err != nil {
+			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+		}
+		objects, err := build.Build(build.Input{
+			Root:            root,
+			Path:            stage.GetPath(),
+			TargetNamespace: s.obj.GetStageTargetNamespace(stage),
+			Patches:         stage.Patches,
+			Substitute:      vars,
+		})
+		if err != nil {
+			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+		}
+		for _, o := range objects {
+			id := objectID(o)
+			if other, taken := claims[id]; taken {
+				return nil, failed(stagesetv1.BuildFailedReason,
+					fmt.Errorf("object %s is claimed by stages %q and %q", id, other, stage.Name))
+			}
+			claims[id] = stage.Name
+		}
+		plans = append(plans, plannedStage{spec: stage, revision: res.Artifact.Revision, objects: objects})
+	}
+	return plans, nil
+}
+
+// objectID names an object for messages: Kind/namespace/name (group-qualified
+// kind when the group is not core).
+func objectID(o *unstructured.Unstructured) string {
+	kind := o.GetKind()
+	if g := o.GroupVersionKind().Group; g != "" {
+		kind += "." + g
+	}
+	if ns := o.GetNamespace(); ns != "" {
+		return kind + "/" + ns + "/" + o.GetName()
+	}
+	return kind + "/" + o.GetName()
+}
+
+func equalRevisions(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,241 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/fluxcd/cli-utils/pkg/object"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/apply"
+)
+
+// applyStage applies one stage, prunes what left it, waits for its health
+// and records its inventory. The stage's budget (its timeout) covers all of
+// it. Status is patched when the stage starts, when it starts verifying and
+// when it ends, so users can watch the rollout live.
+func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedStage) error {
+	stage := plan.spec
+	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
+	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
+	defer cancel()
+
+	status := s.stageStatus(stage.Name)
+	status.Revision = plan.revision
+	s.setPhase(status, stagesetv1.StagePhaseApplying, fmt.Sprintf("Applying %d objects", len(plan.objects)))
+	conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Applying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages))
+	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+		return err
+	}
+
+	changeSet, err := mgr.Apply(ctx, owner, plan.objects, apply.ApplyOptions{Force: stage.Force})
+	if err != nil {
+		// Whatever got applied before the failure is recorded, so a later run
+		// can prune it.
+		if changeSet != nil {
+			status.Inventory = mergeInventories(status.Inventory, apply.NewInventory(changeSet))
+		}
+		return s.failStage(status, fmt.Errorf("apply: %w", err))
+	}
+	newInventory := apply.NewInventory(changeSet)
+
+	if err := s.prune(ctx, mgr, owner, stage, status.Inventory, newInventory); err != nil {
+		status.Inventory = newInventory
+		return s.failStage(status, err)
+	}
+	status.Inventory = newInventory
+
+	s.setPhase(status, stagesetv1.StagePhaseVerifying, "Waiting for health")
+	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+		return err
+	}
+	if err := mgr.Wait(ctx, waitSet(changeSet), apply.WaitOptions{
+		Timeout:          s.obj.GetStageTimeout(stage),
+		HealthChecks:     stage.HealthChecks,
+		DefaultNamespace: s.obj.Namespace,
+		Exprs:            stage.HealthCheckExprs,
+		Objects:          stage.IsWaitEnabled(),
+	}); err != nil {
+		return s.failStage(status, fmt.Errorf("health check: %w", err))
+	}
+
+	s.setPhase(status, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", len(newInventory.Entries), plan.revision))
+	s.r.Metrics.RecordStageApplied(s.obj.Namespace, s.obj.Name, stage.Name)
+	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage.Name, true)
+	return s.r.patchStatus(ctx, s.obj, s.patcher)
+}
+
+// prune deletes the objects that left the stage, when the stage prunes.
+// Objects whose deletion failed stay in the new inventory and are retried by
+// the next run.
+func (s *run) prune(ctx context.Context, mgr *apply.Manager, owner apply.Owner, stage stagesetv1.Stage,
+	old, current *stagesetv1.ResourceInventory) error {
+	if !stage.IsPruneEnabled() || old == nil {
+		return nil
+	}
+	stale, err := apply.Stale(old, current)
+	if err != nil || len(stale) == 0 {
+		return err
+	}
+	_, failedObjects, err := mgr.Delete(ctx, owner, stale)
+	if err != nil {
+		current.Entries = append(current.Entries, inventoryOf(failedObjects).Entries...)
+		return fmt.Errorf("prune: %w", err)
+	}
+	return nil
+}
+
+// waitSet lists the applied objects to health-check: objects skipped by the
+// stageset.io/ssa: Ignore annotation are not the stage's to wait for.
+func waitSet(cs *ssa.ChangeSet) object.ObjMetadataSet {
+	var set object.ObjMetadataSet
+	for _, e := range cs.Entries {
+		if e.Action != ssa.SkippedAction {
+			set = append(set, e.ObjMetadata)
+		}
+	}
+	return set
+}
+
+// failStage marks the stage Failed and returns its StageFailed error.
+func (s *run) failStage(status *stagesetv1.StageStatus, err error) error {
+	s.setPhase(status, stagesetv1.StagePhaseFailed, err.Error())
+	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, status.Name, false)
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return stageFailed(stagesetv1.StageFailedReason, status.Name, err)
+}
+
+// teardownRemovedStages deletes, in reverse stage order, the objects of
+// stages that are in the status but no longer in the spec.
+func (s *run) teardownRemovedStages(ctx context.Context, mgr *apply.Manager) error {
+	inSpec := map[string]bool{}
+	for _, st := range s.obj.Spec.Stages {
+		inSpec[st.Name] = true
+	}
+	for i := len(s.obj.Status.Stages) - 1; i >= 0; i-- {
+		status := s.obj.Status.Stages[i]
+		if inSpec[status.Name] {
+			continue
+		}
+		remaining, err := teardownStage(ctx, mgr, s.obj, status, true)
+		if err != nil {
+			s.obj.Status.Stages[i].Inventory = remaining
+			s.obj.Status.Stages[i].Message = err.Error()
+			return failed(stagesetv1.StageFailedReason, fmt.Errorf("tearing down removed stage %q: %w", status.Name, err))
+		}
+		s.obj.Status.Stages = append(s.obj.Status.Stages[:i], s.obj.Status.Stages[i+1:]...)
+		s.r.Metrics.DeleteStage(s.obj.Namespace, s.obj.Name, status.Name)
+	}
+	return nil
+}
+
+// teardownStage deletes the inventory of a stage when del is true, and
+// returns what could not be deleted.
+func teardownStage(ctx context.Context, mgr *apply.Manager, obj *stagesetv1.StageSet, status stagesetv1.StageStatus, del bool) (*stagesetv1.ResourceInventory, error) {
+	if !del || status.Inventory == nil || len(status.Inventory.Entries) == 0 {
+		return nil, nil
+	}
+	objects, err := apply.InventoryObjects(status.Inventory)
+	if err != nil {
+		return status.Inventory, err
+	}
+	owner := apply.Owner{Name: obj.Name, Namespace: obj.Namespace, Stage: status.Name}
+	_, failedObjects, err := mgr.Delete(ctx, owner, objects)
+	if err != nil {
+		return inventoryOf(failedObjects), err
+	}
+	return nil, nil
+}
+
+// stageStatus returns the status entry of a stage, creating it in spec order.
+func (s *run) stageStatus(name string) *stagesetv1.StageStatus {
+	for i := range s.obj.Status.Stages {
+		if s.obj.Status.Stages[i].Name == name {
+			return &s.obj.Status.Stages[i]
+		}
+	}
+	s.obj.Status.Stages = append(s.obj.Status.Stages, stagesetv1.StageStatus{Name: name, Phase: stagesetv1.StagePhasePending})
+	s.sortStageStatuses()
+	for i := range s.obj.Status.Stages {
+		if s.obj.Status.Stages[i].Name == name {
+			return &s.obj.Status.Stages[i]
+		}
+	}
+	return nil // unreachable: appended above
+}
+
+// sortStageStatuses orders status.stages like spec.stages; stages removed
+// from the spec (still being torn down) go last.
+func (s *run) sortStageStatuses() {
+	order := map[string]int{}
+	for i, st := range s.obj.Spec.Stages {
+		order[st.Name] = i
+	}
+	pos := func(name string) int {
+		if i, ok := order[name]; ok {
+			return i
+		}
+		return len(order)
+	}
+	stages := s.obj.Status.Stages
+	for i := 1; i < len(stages); i++ {
+		for j := i; j > 0 && pos(stages[j].Name) < pos(stages[j-1].Name); j-- {
+			stages[j], stages[j-1] = stages[j-1], stages[j]
+		}
+	}
+}
+
+func (s *run) stageIndex(name string) int {
+	for i, st := range s.obj.Spec.Stages {
+		if st.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// setPhase moves a stage to a phase; the transition time changes only when
+// the phase does.
+func (s *run) setPhase(status *stagesetv1.StageStatus, phase stagesetv1.StagePhase, message string) {
+	if status.Phase != phase || status.LastTransitionTime == nil {
+		now := metav1.Now()
+		status.LastTransitionTime = &now
+	}
+	status.Phase = phase
+	status.Message = message
+}
+
+// mergeInventories returns the union of two inventories.
+func mergeInventories(a, b *stagesetv1.ResourceInventory) *stagesetv1.ResourceInventory {
+	seen := map[string]bool{}
+	out := &stagesetv1.ResourceInventory{}
+	for _, inv := range []*stagesetv1.ResourceInventory{b, a} {
+		if inv == nil {
+			continue
+		}
+		for _, e := range inv.Entries {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				out.Entries = append(out.Entries, e)
+			}
+		}
+	}
+	return out
+}
+
+// inventoryOf lists objects as inventory entries.
+func inventoryOf(objects []*unstructured.Unstructured) *stagesetv1.ResourceInventory {
+	cs := ssa.NewChangeSet()
+	for _, o := range objects {
+		cs.Add(ssa.ChangeSetEntry{ObjMetadata: object.UnstructuredToObjMetadata(o), GroupVersion: o.GroupVersionKind().GroupVersion().String()})
+	}
+	return apply.NewInventory(cs)
+}
