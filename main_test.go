@@ -134,8 +134,11 @@ func TestControllerRuns(t *testing.T) {
 		return obj.Status.ObservedGeneration
 	}, testenv.Timeout, testenv.Poll).Should(Equal(int64(1)))
 
-	g.Eventually(func() string { _, body := get("http://" + metricsAddr + "/metrics"); return body },
-		testenv.Timeout, testenv.Poll).Should(ContainSubstring(`controller_runtime_reconcile_total{controller="stageset",result="success"}`))
+	metrics := func() string { _, body := get("http://" + metricsAddr + "/metrics"); return body }
+	g.Eventually(metrics, testenv.Timeout, testenv.Poll).Should(ContainSubstring(`controller_runtime_reconcile_total{controller="stageset",result="success"}`))
+	// The StageSet's source does not exist: the run ends SourceNotReady.
+	g.Eventually(metrics, testenv.Timeout, testenv.Poll).Should(ContainSubstring(
+		`stageset_reconcile_total{name="demo",namespace="` + ns + `",reason="SourceNotReady"}`))
 }
 
 func TestUnknownFeatureGateStopsTheController(t *testing.T) {

@@ -20,6 +20,7 @@ func TestRemovedStageIsTornDown(t *testing.T) {
 	obj.Spec.TargetNamespace = ns
 	create(t, obj)
 	eventuallyReason(t, g, obj, "True/Succeeded")
+	deleted := deletionOrder(t, ns)
 
 	get(g, obj)
 	obj.Spec.Stages = []stagesetv1.Stage{obj.Spec.Stages[0]}
@@ -30,6 +31,7 @@ func TestRemovedStageIsTornDown(t *testing.T) {
 	g.Expect(exists("v1", "ConfigMap", ns, "b")()).To(BeFalse())
 	g.Expect(exists("v1", "ConfigMap", ns, "c")()).To(BeFalse())
 	g.Expect(obj.Status.Stages).To(HaveLen(1))
+	g.Eventually(deleted, timeout, poll).Should(Equal([]string{"c", "b"}), "reverse stage order")
 }
 
 func TestDeletionFollowsTheDeletionPolicy(t *testing.T) {
@@ -58,12 +60,16 @@ func TestDeletionFollowsTheDeletionPolicy(t *testing.T) {
 			eventuallyReason(t, g, obj, "True/Succeeded")
 			g.Expect(obj.Finalizers).To(ContainElement(stagesetv1.StageSetFinalizer))
 
+			deleted := deletionOrder(t, ns)
 			g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
 			g.Eventually(func() bool {
 				return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj))
 			}, timeout, poll).Should(BeTrue())
 			g.Expect(exists("v1", "ConfigMap", ns, "pruned")()).To(Equal(tc.keepPruned))
 			g.Expect(exists("v1", "ConfigMap", ns, "kept")()).To(Equal(tc.keepOther))
+			if tc.policy == stagesetv1.DeletionPolicyDelete {
+				g.Eventually(deleted, timeout, poll).Should(Equal([]string{"kept", "pruned"}), "reverse stage order")
+			}
 		})
 	}
 }
