@@ -7,6 +7,11 @@ K8S_VERSION ?= v1.37.2
 TESTBIN_DIR := $(CURDIR)/bin/testbin/$(K8S_VERSION)
 export KUBEBUILDER_ASSETS ?= $(TESTBIN_DIR)
 
+# kwok simulates nodes and pods for the local control plane.
+KWOK_VERSION ?= v0.8.0
+KWOK := $(CURDIR)/bin/kwok/$(KWOK_VERSION)/kwok
+KWOK_STAGES := $(CURDIR)/bin/kwok/$(KWOK_VERSION)/stages/.copied
+
 VERSION ?= dev
 LDFLAGS := -X github.com/stageset/stageset-controller/internal/version.Version=$(VERSION)
 
@@ -25,7 +30,11 @@ build: ## Build bin/stageset-controller and bin/stagesetctl.
 	go build -ldflags "$(LDFLAGS)" -o bin/stagesetctl ./cmd/stagesetctl
 
 .PHONY: run
-run: build ## Install the CRDs into the cluster of the current kubeconfig and run the controller against it.
+run: build localbin ## Start a local control plane, the controller and the sample StageSet, and stream the rollout (Ctrl-C stops and cleans up).
+	go run ./hack/localrun $(RUN_ARGS)
+
+.PHONY: run-cluster
+run-cluster: build ## Install the CRDs into the cluster of the current kubeconfig and run the controller against it.
 	go run ./hack/installcrds config/crd/bases
 	bin/stageset-controller --health-probe-bind-address=:8081 --metrics-bind-address=:8080 --enable-webhook=false
 
@@ -56,6 +65,9 @@ vet: ## Run go vet in both modules.
 .PHONY: testbin
 testbin: $(TESTBIN_DIR)/kube-apiserver $(TESTBIN_DIR)/etcd ## Build the test API server and etcd from the Go module proxy (once; cached in bin/).
 
+.PHONY: localbin
+localbin: testbin $(TESTBIN_DIR)/kube-controller-manager $(TESTBIN_DIR)/kube-scheduler $(KWOK) $(KWOK_STAGES) ## Also build kube-controller-manager, kube-scheduler and kwok for the local control plane.
+
 TESTBIN_LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(K8S_VERSION:v%=%))) \
@@ -63,13 +75,28 @@ TESTBIN_LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitTreeState=clean
 
 # Keyed by version: present binaries are never rebuilt.
+$(KWOK):
+	@mkdir -p $(dir $(KWOK))
+	@echo "building kwok $(KWOK_VERSION) from the Go module proxy"
+	cd hack/kwok && go build -trimpath -ldflags "-s -w" -o $(KWOK) sigs.k8s.io/kwok/cmd/kwok
+
+# The Stage definitions kwok ships: fast nodes with heartbeats, fast pods,
+# and the chaos stage that fails a pod's containers when the pod opts in by
+# label.
+$(KWOK_STAGES):
+	@mkdir -p $(dir $@)
+	cd hack/kwok && dir=$$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage && \
+	  cp $$dir/node/fast/node-initialize.yaml $$dir/node/heartbeat/node-heartbeat.yaml $$dir/pod/fast/pod-*.yaml \
+	     $$dir/pod/chaos/pod-container-running-failed.yaml $(dir $@)
+	@touch $@
+
 $(TESTBIN_DIR)/%:
 	@mkdir -p $(TESTBIN_DIR)
 	@echo "building $* $(K8S_VERSION) from the Go module proxy (the first build takes several minutes)"
 	cd hack/testbin && go build -trimpath -ldflags "$(TESTBIN_LDFLAGS)" -o $(TESTBIN_DIR)/$* ./$*
 
 .PHONY: test
-test: testbin check-generated vet ## Run every test against the real API server (the one test command; CI runs it).
+test: localbin check-generated vet ## Run every test against the real API server and the local control plane (the one test command; CI runs it).
 	go test -race ./...
 	cd api && go test -race ./...
 

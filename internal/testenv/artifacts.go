@@ -7,9 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -118,16 +121,22 @@ func (s *ArtifactServer) PublishRaw(path, revision string, data []byte) *meta.Ar
 	s.files[path] = data
 	s.mu.Unlock()
 
-	sum := sha256.Sum256(data)
 	size := int64(len(data))
 	return &meta.Artifact{
 		Path:           path,
 		URL:            s.URL(path),
 		Revision:       revision,
-		Digest:         "sha256:" + hex.EncodeToString(sum[:]),
+		Digest:         Digest(data),
 		LastUpdateTime: metav1.NewTime(time.Now().Truncate(time.Second)),
 		Size:           &size,
 	}
+}
+
+// Digest returns the sha256 digest of data in the artifact format
+// "sha256:<hex>".
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Tarball builds a gzipped tarball of files with fixed timestamps, so equal
@@ -174,4 +183,26 @@ func Tarball(files map[string]File) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// FilesFromDir reads the regular files below dir into tarball entries keyed by
+// their slash-separated path relative to dir.
+func FilesFromDir(dir string) (map[string]File, error) {
+	files := map[string]File{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = File{Body: string(body)}
+		return nil
+	})
+	return files, err
 }

@@ -66,7 +66,7 @@ func RepoRoot() string {
 func AssetsDir() (string, error) {
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
 	if dir == "" {
-		dir = filepath.Join(RepoRoot(), "bin", "testbin", KubernetesVersion)
+		dir = AssetsDirFor(RepoRoot())
 	}
 	for _, bin := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
@@ -74,6 +74,12 @@ func AssetsDir() (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// AssetsDirFor returns the folder `make testbin` and `make localbin` build
+// the control-plane binaries into, in the checkout at root.
+func AssetsDirFor(root string) string {
+	return filepath.Join(root, "bin", "testbin", KubernetesVersion)
 }
 
 // CRDPaths returns the folders of the CRDs installed into the bed: the

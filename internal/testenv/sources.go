@@ -50,27 +50,39 @@ func NewSource(kind, namespace, name string) (Source, error) {
 // CreateSource creates a source of the kind and, when artifact is not nil,
 // publishes it on the source's status.
 func (e *Environment) CreateSource(ctx context.Context, kind, namespace, name string, artifact *meta.Artifact) (Source, error) {
+	return CreateSource(ctx, e.Client, kind, namespace, name, artifact)
+}
+
+// SetArtifact writes the artifact to the source's status, see SetArtifact.
+func (e *Environment) SetArtifact(ctx context.Context, src Source, artifact *meta.Artifact) error {
+	return SetArtifact(ctx, e.Client, src, artifact)
+}
+
+// CreateSource creates a source of the kind through c and, when artifact is
+// not nil, publishes it on the source's status. The local control plane of
+// `make run` uses it too.
+func CreateSource(ctx context.Context, c client.Client, kind, namespace, name string, artifact *meta.Artifact) (Source, error) {
 	src, err := NewSource(kind, namespace, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Client.Create(ctx, src); err != nil {
+	if err := c.Create(ctx, src); err != nil {
 		return nil, err
 	}
 	if artifact == nil {
 		return src, nil
 	}
-	return src, e.SetArtifact(ctx, src, artifact)
+	return src, SetArtifact(ctx, c, src, artifact)
 }
 
 // SetArtifact writes the artifact to the source's status with Ready=True and
 // the observed generation, the way source-controller reports a new revision.
-func (e *Environment) SetArtifact(ctx context.Context, src Source, artifact *meta.Artifact) error {
+func SetArtifact(ctx context.Context, c client.Client, src Source, artifact *meta.Artifact) error {
 	setStatusArtifact(src, artifact.DeepCopy())
 	conditions.Delete(src, meta.ReconcilingCondition)
 	conditions.MarkTrue(src, meta.ReadyCondition, meta.SucceededReason,
 		"stored artifact for revision '%s'", artifact.Revision)
-	return e.Client.Status().Update(ctx, src)
+	return c.Status().Update(ctx, src)
 }
 
 // SetNotReady marks the source Ready=False with the reason and message,
