@@ -42,7 +42,7 @@ type DemoOptions struct {
 const (
 	sampleNamespace = "default"
 	sampleSource    = "shop"
-	sampleRevision  = "main@sha1:"
+	sampleRevision  = "local@sha256:"
 )
 
 // RunDemo starts the local control plane and the controller binary, publishes

@@ -29,7 +29,7 @@ func TestMakeRunDemoReachesReady(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), out.String())
 	for _, line := range []string{
 		"stage platform  Ready", "stage database  Ready", "stage app       Ready",
-		"Ready=True Succeeded: Applied revision: main@sha1:",
+		"Ready=True Succeeded: Applied revision: local@sha256:",
 		"The StageSet is Ready.",
 	} {
 		g.Expect(out.String()).To(ContainSubstring(line))
