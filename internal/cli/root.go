@@ -1,6 +1,6 @@
-// Package cli implements stagesetctl. Today it has the version command; the
-// StageSet commands (get, tree, reconcile, suspend, resume, build, diff,
-// events) come with their own change.
+// Package cli implements stagesetctl. Today it has get and version; the
+// other commands of the specification (tree, reconcile, suspend, resume,
+// build, diff, events) come with their own change.
 package cli
 
 import (
@@ -21,6 +21,9 @@ func NewRootCommand(out io.Writer) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetOut(out)
+	k := &kubeOptions{}
+	k.bindFlags(root.PersistentFlags())
+	root.AddCommand(newGetCommand(k))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the stagesetctl version",

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/cli"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
@@ -126,12 +127,18 @@ func RunDemo(ctx context.Context, opts DemoOptions) error {
 	if err := watchProgress(ctx, cluster.Client, obj, out, started, timeout); err != nil {
 		return err
 	}
+	fmt.Fprintf(out, "\nThe StageSet is Ready:\n\n")
+	get := cli.NewRootCommand(out)
+	get.SetArgs([]string{"get", "-A", "--kubeconfig", cluster.KubeconfigPath})
+	if err := get.ExecuteContext(ctx); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, `
-The StageSet is Ready. Inspect it with the cluster's admin kubeconfig:
+Inspect it with the local cluster's admin kubeconfig:
   export KUBECONFIG=%s
-  bin/stagesetctl version
-and the objects it applied carry the labels stageset.io/name=%s, stageset.io/stage=<stage>.
-`, cluster.KubeconfigPath, obj.Name)
+  bin/stagesetctl get -n %s %s -o yaml
+The objects it applied carry the labels stageset.io/name=%s and stageset.io/stage=<stage>.
+`, cluster.KubeconfigPath, obj.Namespace, obj.Name, obj.Name)
 	if opts.ExitWhenReady {
 		return nil
 	}

@@ -249,3 +249,13 @@ const Poll = 100 * time.Millisecond
 
 // Timeout is the default timeout of Eventually in tests on the bed.
 const Timeout = 30 * time.Second
+
+// Kubeconfig returns a kubeconfig of a new cluster-admin user, for tools that
+// read kubeconfig files (the CLI, child processes).
+func (e *Environment) Kubeconfig(user string) ([]byte, error) {
+	u, err := e.env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.KubeConfig()
+}

@@ -30,7 +30,9 @@ func TestMakeRunDemoReachesReady(t *testing.T) {
 	for _, line := range []string{
 		"stage platform  Ready", "stage database  Ready", "stage app       Ready",
 		"Ready=True Succeeded: Applied revision: local@sha256:",
-		"The StageSet is Ready.",
+		"The StageSet is Ready:",
+		"NAMESPACE  NAME  READY  REVISION",
+		"bin/stagesetctl get -n default shop -o yaml",
 	} {
 		g.Expect(out.String()).To(ContainSubstring(line))
 	}
