@@ -25,11 +25,12 @@ import (
 	"github.com/fluxcd/pkg/runtime/logger"
 	"github.com/fluxcd/pkg/runtime/probes"
 
+	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/controller"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
-	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/scheme"
+	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/version"
 )
 
@@ -130,6 +131,7 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		},
 		Sources:                   &source.Resolver{Reader: mgr.GetClient(), NoCrossNamespaceRefs: opts.aclOptions.NoCrossNamespaceRefs},
 		Fetcher:                   &source.Fetcher{Logger: ctrl.Log.WithName("fetch")},
+		Builds:                    build.NewCache(1000),
 		EventRecorder:             eventRecorder,
 		Metrics:                   metrics.Default(),
 		StatusManager:             controller.StatusManager,

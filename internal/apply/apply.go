@@ -33,6 +33,11 @@ type ApplyOptions struct {
 	// and created again. Objects annotated stageset.io/force: enabled are
 	// always recreated when needed.
 	Force bool
+	// IgnoreRules are driftDetection.ignore (SPEC §3.1): fields of selected
+	// objects that are neither compared nor re-asserted once the object
+	// exists, such as /spec/replicas of a Deployment scaled by an HPA. See
+	// driftIgnoreRules for how they map onto ssa.
+	IgnoreRules []stagesetv1.IgnoreRule
 }
 
 // Apply sets the owner labels on every object (in place, so the caller's
@@ -47,11 +52,15 @@ type ApplyOptions struct {
 //
 // It returns the change set: per object created, configured, unchanged or
 // skipped (stageset.io/ssa: Ignore, or IfNotPresent on an existing object).
-// When the apply fails half-way, the returned change set holds what was
+// An object whose only differences are fields of opts.IgnoreRules is
+// unchanged and not written. When the apply fails half-way, the returned change set holds what was
 // applied before the failure, so the caller can record it for pruning.
 func (m *Manager) Apply(ctx context.Context, owner Owner, objects []*unstructured.Unstructured, opts ApplyOptions) (*ssa.ChangeSet, error) {
+	ssaOpts, err := m.ssaApplyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	owner.setLabels(objects)
-	ssaOpts := m.ssaApplyOptions(opts)
 
 	if err := m.validate(ctx, objects, ssaOpts); err != nil {
 		return nil, err
@@ -68,8 +77,13 @@ func (m *Manager) Apply(ctx context.Context, owner Owner, objects []*unstructure
 
 // ssaApplyOptions maps the stage options and the per-object annotations of
 // SPEC §2 onto ssa, the way kustomize-controller maps its own annotations.
-func (m *Manager) ssaApplyOptions(opts ApplyOptions) ssa.ApplyOptions {
+func (m *Manager) ssaApplyOptions(opts ApplyOptions) (ssa.ApplyOptions, error) {
+	rules, err := driftIgnoreRules(opts.IgnoreRules)
+	if err != nil {
+		return ssa.ApplyOptions{}, err
+	}
 	o := ssa.DefaultApplyOptions()
+	o.DriftIgnoreRules = rules
 	o.Force = opts.Force
 	o.ForceSelector = map[string]string{stagesetv1.ForceAnnotation: stagesetv1.EnabledValue}
 	o.ExclusionSelector = map[string]string{stagesetv1.SSAAnnotation: SSAIgnore}
@@ -91,5 +105,5 @@ func (m *Manager) ssaApplyOptions(opts ApplyOptions) ssa.ApplyOptions {
 		// Merge keeps what other managers wrote.
 		Exclusions: map[string]string{stagesetv1.SSAAnnotation: SSAMerge},
 	}
-	return o
+	return o, nil
 }

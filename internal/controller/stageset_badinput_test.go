@@ -62,10 +62,12 @@ func TestBadInputAppliesNothing(t *testing.T) {
 			reason: "False/ArtifactFailed",
 		},
 		{
-			name:    "digest mismatch",
-			files:   map[string]testenv.File{"ok/cm.yaml": {Body: configMap("ok")}},
-			stages:  []stagesetv1.Stage{stage("ok", "./ok")},
-			mutate:  func(a *meta.Artifact) { a.Digest = "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" },
+			name:   "digest mismatch",
+			files:  map[string]testenv.File{"ok/cm.yaml": {Body: configMap("ok")}},
+			stages: []stagesetv1.Stage{stage("ok", "./ok")},
+			mutate: func(a *meta.Artifact) {
+				a.Digest = "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+			},
 			reason:  "False/ArtifactFailed",
 			message: "digest",
 		},

@@ -5,6 +5,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/source"
@@ -45,6 +47,10 @@ type StageSetReconciler struct {
 	Sources *source.Resolver
 	Fetcher *source.Fetcher
 
+	// Builds keeps the last build of every stage, so steady-state runs do
+	// not download and build unchanged artifacts again.
+	Builds *build.Cache
+
 	// EventRecorder emits Kubernetes Events and, when configured, forwards
 	// them to notification-controller.
 	EventRecorder events.Recorder
@@ -58,6 +64,9 @@ type StageSetReconciler struct {
 	// DependencyRequeueInterval is how soon a StageSet waiting on a source or
 	// a dependency is checked again.
 	DependencyRequeueInterval time.Duration
+
+	// runs are the runs under way.
+	runs inflight
 }
 
 // NewStageSet returns an empty StageSet, for callers that need an object of
@@ -103,8 +112,13 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 
 	before := readyOf(obj)
-	run := r.newRun(obj, patcher)
-	err := run.execute(ctx)
+	runCtx, tracked, done := r.runs.start(ctx, req.NamespacedName)
+	defer done()
+	run := r.newRun(obj, patcher, tracked)
+	err := run.execute(runCtx)
+	if errors.Is(context.Cause(runCtx), errSuperseded) {
+		return r.restartRun(ctx, run)
+	}
 	return r.finishRun(ctx, run, before, err)
 }
 

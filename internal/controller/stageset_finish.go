@@ -57,8 +57,10 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 		}
 	}
 
+	r.reportDrift(s)
 	after := readyOf(obj)
-	if s.revisions != nil && (s.applied || after != before) {
+	// A steady-state run that changes nothing leaves the status as it is.
+	if s.revisions != nil && ((s.applied && s.newRevisions) || after != before) {
 		r.recordHistory(s, after.reason)
 	}
 	if after != before || (s.applied && s.newRevisions) {
@@ -72,6 +74,17 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 	return result, nil
 }
 
+// restartRun ends a run that a new source revision made obsolete: it is not a
+// failure, so no event and no Ready change; the run starts again at once
+// with the new revision.
+func (r *StageSetReconciler) restartRun(ctx context.Context, s *run) (ctrl.Result, error) {
+	conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Revision set %s superseded by a new revision; restarting", s.revision)
+	if err := r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{Requeue: true}, nil
+}
+
 // event emits the Ready transition as an event, with the revision for
 // notification-controller.
 func (r *StageSetReconciler) event(obj *stagesetv1.StageSet, revision string, ready readyState) {
@@ -79,11 +92,15 @@ func (r *StageSetReconciler) event(obj *stagesetv1.StageSet, revision string, re
 	if ready.status == string(metav1.ConditionFalse) {
 		eventType = corev1.EventTypeWarning
 	}
-	var annotations map[string]string
-	if revision != "" {
-		annotations = map[string]string{stagesetv1.GroupName + "/" + eventv1.MetaRevisionKey: revision}
+	r.EventRecorder.AnnotatedEventf(obj, nil, revisionAnnotations(revision), eventType, ready.reason, "Reconcile", "%s", ready.message)
+}
+
+// revisionAnnotations carries the revision to notification-controller.
+func revisionAnnotations(revision string) map[string]string {
+	if revision == "" {
+		return nil
 	}
-	r.EventRecorder.AnnotatedEventf(obj, nil, annotations, eventType, ready.reason, "Reconcile", "%s", ready.message)
+	return map[string]string{stagesetv1.GroupName + "/" + eventv1.MetaRevisionKey: revision}
 }
 
 // recordHistory adds the run to status.history when it applied a new revision

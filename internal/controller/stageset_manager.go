@@ -111,7 +111,13 @@ func (r *StageSetReconciler) readersOf(ctx context.Context, src client.Object) [
 		kind = gvks[0].Kind
 	}
 	key := kind + "/" + src.GetNamespace() + "/" + src.GetName()
-	return r.requestsFor(ctx, sourceIndexKey, key)
+	reqs := r.requestsFor(ctx, sourceIndexKey, key)
+	if revision := artifactRevision(src); revision != "" {
+		for _, req := range reqs {
+			r.runs.supersede(req.NamespacedName, key, revision)
+		}
+	}
+	return reqs
 }
 
 // dependents maps a StageSet to the StageSets that depend on it.

@@ -71,7 +71,7 @@ func TestStagesRollOutInOrderGatedOnHealth(t *testing.T) {
 		return string(obj.Status.Stages[0].Phase)
 	}, timeout, poll).Should(Equal(string(stagesetv1.StagePhaseVerifying)))
 	g.Expect(conditions.IsUnknown(obj, meta.ReadyCondition)).To(BeTrue())
-	g.Expect(conditions.GetMessage(obj, meta.ReconcilingCondition)).To(ContainSubstring(`Applying stage "db" (1/3)`))
+	g.Expect(conditions.GetMessage(obj, meta.ReconcilingCondition)).To(ContainSubstring(`Verifying stage "db" (1/3)`))
 
 	// While it is not healthy, the later stages do not exist.
 	g.Consistently(exists("v1", "ConfigMap", ns, "app"), "2s", poll).Should(BeFalse())

@@ -25,6 +25,7 @@ type run struct {
 	obj     *stagesetv1.StageSet
 	patcher *patch.SerialPatcher
 	started time.Time
+	tracked *inflightRun
 
 	// revisions is the pinned revision set: source key → revision.
 	revisions map[string]string
@@ -33,8 +34,15 @@ type run struct {
 	revision string
 	// newRevisions tells that the pinned set differs from the last applied.
 	newRevisions bool
+	// steady tells that the run re-asserts what the last run applied: same
+	// revision set, same generation, last run successful. Objects such a run
+	// creates or configures are drift, and its progress is not patched.
+	steady bool
 	// applied tells that every stage was applied and verified.
 	applied bool
+
+	// corrected and detected collect the drift of a steady-state run.
+	corrected, detected drift
 }
 
 // plannedStage is one stage of the run, built and ready to apply.
@@ -44,8 +52,8 @@ type plannedStage struct {
 	objects  []*unstructured.Unstructured
 }
 
-func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *patch.SerialPatcher) *run {
-	return &run{r: r, obj: obj, patcher: patcher, started: time.Now()}
+func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *patch.SerialPatcher, tracked *inflightRun) *run {
+	return &run{r: r, obj: obj, patcher: patcher, started: time.Now(), tracked: tracked}
 }
 
 // execute runs the phases of SPEC §4 in order: validate → dependencies →
@@ -62,11 +70,19 @@ func (s *run) execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.steady = !s.newRevisions && s.obj.Status.ObservedGeneration == s.obj.Generation && conditions.IsReady(s.obj)
+	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
+		// Nothing new to apply and drift is not looked at.
+		s.applied = true
+		return nil
+	}
 
-	conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Building %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
-	conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
-	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
-		return err
+	if !s.steady {
+		conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Building %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
+		conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
+		if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+			return err
+		}
 	}
 
 	plans, err := s.buildStages(ctx, resolved)
@@ -119,6 +135,7 @@ func (s *run) resolveSources(ctx context.Context) (map[string]*source.Resolved, 
 	}
 	s.revision = s.revisions[primary.String()]
 	s.newRevisions = !equalRevisions(s.revisions, s.obj.Status.LastAppliedRevisions)
+	s.r.runs.pin(s.tracked, s.revisions)
 	s.obj.Status.LastAttemptedRevision = s.revision
 	s.obj.Status.LastAttemptedRevisions = s.revisions
 	return resolved, nil
@@ -152,23 +169,29 @@ func (s *run) buildStages(ctx context.Context, resolved map[string]*source.Resol
 	for _, stage := range s.obj.Spec.Stages {
 		ref, _ := s.obj.GetStageSourceRef(stage)
 		res := resolved[ref.String()]
-		root, err := cache.Get(ctx, res.Artifact)
-		if err != nil {
-			return nil, failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
-		}
 		vars, err := build.LoadVariables(ctx, s.r.Client, s.obj.Namespace, stage.PostBuild)
 		if err != nil {
 			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 		}
-		objects, err := build.Build(build.Input{
-			Root:            root,
+		input := build.Input{
 			Path:            stage.GetPath(),
 			TargetNamespace: s.obj.GetStageTargetNamespace(stage),
 			Patches:         stage.Patches,
 			Substitute:      vars,
-		})
-		if err != nil {
-			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+		}
+		// The last build of the stage serves when neither the artifact nor
+		// the inputs changed: no download, no kustomize run.
+		cacheKey := string(s.obj.UID) + "/" + stage.Name
+		fingerprint := build.Fingerprint(res.Artifact.Digest, input)
+		objects, hit := s.r.Builds.Get(cacheKey, fingerprint)
+		if !hit {
+			if input.Root, err = cache.Get(ctx, res.Artifact); err != nil {
+				return nil, failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+			}
+			if objects, err = build.Build(input); err != nil {
+				return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+			}
+			s.r.Builds.Put(cacheKey, fingerprint, objects)
 		}
 		for _, o := range objects {
 			id := objectID(o)

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/ssa"
 	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/ssa"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -25,16 +25,29 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
 	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
 	defer cancel()
+	opts := apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()}
 
 	status := s.stageStatus(stage.Name)
+	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionWarn {
+		// Warn: a server-side dry-run tells what drifted; nothing is written.
+		changeSet, err := mgr.Diff(ctx, owner, plan.objects, opts)
+		if err != nil {
+			return s.failStage(status, fmt.Errorf("drift detection: %w", err))
+		}
+		s.detected.record(stage.Name, changeSet)
+		return nil
+	}
+
 	status.Revision = plan.revision
 	s.setPhase(status, stagesetv1.StagePhaseApplying, fmt.Sprintf("Applying %d objects", len(plan.objects)))
-	conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Applying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages))
-	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+	if err := s.patchProgress(ctx, "Applying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return err
 	}
 
-	changeSet, err := mgr.Apply(ctx, owner, plan.objects, apply.ApplyOptions{Force: stage.Force})
+	changeSet, err := mgr.Apply(ctx, owner, plan.objects, opts)
+	if s.steady {
+		s.corrected.record(stage.Name, changeSet)
+	}
 	if err != nil {
 		// Whatever got applied before the failure is recorded, so a later run
 		// can prune it.
@@ -52,7 +65,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	status.Inventory = newInventory
 
 	s.setPhase(status, stagesetv1.StagePhaseVerifying, "Waiting for health")
-	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+	if err := s.patchProgress(ctx, "Verifying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return err
 	}
 	if err := mgr.Wait(ctx, waitSet(changeSet), apply.WaitOptions{
@@ -68,7 +81,26 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	s.setPhase(status, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", len(newInventory.Entries), plan.revision))
 	s.r.Metrics.RecordStageApplied(s.obj.Namespace, s.obj.Name, stage.Name)
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage.Name, true)
+	return s.patchProgress(ctx, "Applied stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages))
+}
+
+// patchProgress publishes the run's progress at a stage boundary, so users
+// can watch a rollout live. Steady-state runs publish nothing: their status
+// does not change unless something fails.
+func (s *run) patchProgress(ctx context.Context, format string, args ...any) error {
+	if s.steady {
+		return nil
+	}
+	conditions.MarkReconciling(s.obj, meta.ProgressingReason, format, args...)
 	return s.r.patchStatus(ctx, s.obj, s.patcher)
+}
+
+// ignoreRules are the driftDetection.ignore rules of the StageSet.
+func (s *run) ignoreRules() []stagesetv1.IgnoreRule {
+	if s.obj.Spec.DriftDetection == nil {
+		return nil
+	}
+	return s.obj.Spec.DriftDetection.Ignore
 }
 
 // prune deletes the objects that left the stage, when the stage prunes.
@@ -105,11 +137,13 @@ func waitSet(cs *ssa.ChangeSet) object.ObjMetadataSet {
 
 // failStage marks the stage Failed and returns its StageFailed error.
 func (s *run) failStage(status *stagesetv1.StageStatus, err error) error {
-	s.setPhase(status, stagesetv1.StagePhaseFailed, err.Error())
-	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, status.Name, false)
 	if errors.Is(err, context.Canceled) {
+		// Interrupted (a new revision, or shutdown): not the stage's fault.
+		s.setPhase(status, stagesetv1.StagePhasePending, "Interrupted: "+err.Error())
 		return err
 	}
+	s.setPhase(status, stagesetv1.StagePhaseFailed, err.Error())
+	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, status.Name, false)
 	return stageFailed(stagesetv1.StageFailedReason, status.Name, err)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/source"
@@ -50,6 +51,7 @@ func setupReconciler(mgr ctrl.Manager) error {
 		},
 		Sources:                   &source.Resolver{Reader: mgr.GetClient()},
 		Fetcher:                   &source.Fetcher{},
+		Builds:                    build.NewCache(1000),
 		EventRecorder:             recorder,
 		Metrics:                   metrics.Default(),
 		StatusManager:             StatusManager,

@@ -14,6 +14,7 @@ type Recorder struct {
 	reconciles   *prometheus.CounterVec
 	stageApplied *prometheus.CounterVec
 	stageReady   *prometheus.GaugeVec
+	drift        *prometheus.CounterVec
 }
 
 var defaultRecorder = newRecorder()
@@ -32,6 +33,10 @@ func newRecorder() *Recorder {
 			Name: "stageset_stage_ready",
 			Help: "1 when the stage is Ready, else 0.",
 		}, []string{"namespace", "stageset", "stage"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stageset_drift_corrected_total",
+			Help: "Objects re-asserted because they drifted, counted on steady-state runs.",
+		}, []string{"namespace", "name", "stage"}),
 	}
 }
 
@@ -40,7 +45,7 @@ func init() {
 }
 
 func (r *Recorder) collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.reconciles, r.stageApplied, r.stageReady}
+	return []prometheus.Collector{r.reconciles, r.stageApplied, r.stageReady, r.drift}
 }
 
 // Default returns the recorder registered on the controller-runtime registry.
@@ -67,15 +72,23 @@ func (r *Recorder) SetStageReady(namespace, name, stage string, ready bool) {
 	r.stageReady.WithLabelValues(namespace, name, stage).Set(v)
 }
 
+// RecordDriftCorrected counts objects of a stage re-asserted on a
+// steady-state run.
+func (r *Recorder) RecordDriftCorrected(namespace, name, stage string, objects int) {
+	r.drift.WithLabelValues(namespace, name, stage).Add(float64(objects))
+}
+
 // DeleteStage removes the series of a stage that left the StageSet.
 func (r *Recorder) DeleteStage(namespace, name, stage string) {
 	r.stageApplied.DeleteLabelValues(namespace, name, stage)
 	r.stageReady.DeleteLabelValues(namespace, name, stage)
+	r.drift.DeleteLabelValues(namespace, name, stage)
 }
 
 // Delete removes every series of a deleted StageSet, counters included.
 func (r *Recorder) Delete(namespace, name string) {
 	r.reconciles.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 	r.stageApplied.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
+	r.drift.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 	r.stageReady.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "stageset": name})
 }

@@ -19,6 +19,7 @@ func TestSeriesAndTheirRemoval(t *testing.T) {
 	r.RecordStageApplied("apps", "shop", "db")
 	r.SetStageReady("apps", "shop", "db", true)
 	r.SetStageReady("apps", "shop", "web", false)
+	r.RecordDriftCorrected("apps", "shop", "web", 3)
 
 	want := `
 # HELP stageset_reconcile_total StageSet reconciles by terminal Ready reason.
@@ -28,6 +29,9 @@ stageset_reconcile_total{name="shop",namespace="apps",reason="Succeeded"} 2
 # HELP stageset_stage_applied_total Stages applied and verified healthy.
 # TYPE stageset_stage_applied_total counter
 stageset_stage_applied_total{name="shop",namespace="apps",stage="db"} 1
+# HELP stageset_drift_corrected_total Objects re-asserted because they drifted, counted on steady-state runs.
+# TYPE stageset_drift_corrected_total counter
+stageset_drift_corrected_total{name="shop",namespace="apps",stage="web"} 3
 # HELP stageset_stage_ready 1 when the stage is Ready, else 0.
 # TYPE stageset_stage_ready gauge
 stageset_stage_ready{namespace="apps",stage="db",stageset="shop"} 1
