@@ -58,7 +58,9 @@ check-generated: ## Fail when generated files differ from what `make generate` p
 	done; echo "generated files are up to date"
 
 .PHONY: vet
-vet: ## Run go vet in both modules.
+vet: ## Check formatting and run go vet in both modules.
+	@unformatted=$$($$(go env GOROOT)/bin/gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "not gofmt-ed (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	cd api && go vet ./...
 
