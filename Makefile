@@ -102,6 +102,10 @@ test: localbin check-generated vet ## Run every test against the real API server
 	go test -race ./...
 	cd api && go test -race ./...
 
+.PHONY: bench
+bench: testbin ## Benchmark a steady-state run against a plain server-side apply loop (see docs/performance.md).
+	go test ./tests/bench/ -run '^$$' -bench . -benchtime=3x -count=1
+
 .PHONY: help
 help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
