@@ -8,8 +8,11 @@ import (
 	goflag "flag"
 	"fmt"
 	"os"
+	// Update windows name IANA time zones; the image has no zoneinfo.
+	_ "time/tzdata"
 
 	flag "github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +33,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/scheme"
+	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/version"
 )
@@ -91,6 +95,12 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		RetryPeriod:                   &opts.leaderElectionOptions.RetryPeriod,
 		LeaderElectionID:              leaderElectionID,
 		Logger:                        ctrl.Log,
+		// Secrets and ConfigMaps (substitution variables, kubeconfigs,
+		// snapshots) are read directly: caching them would hold every Secret
+		// of the cluster in memory.
+		Client: ctrlclient.Options{Cache: &ctrlclient.CacheOptions{
+			DisableFor: []ctrlclient.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
+		}},
 		Cache: ctrlcache.Options{
 			ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
 				controller.NewStageSet(): {Label: watchSelector},
@@ -132,6 +142,7 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		Sources:                   &source.Resolver{Reader: mgr.GetClient(), NoCrossNamespaceRefs: opts.aclOptions.NoCrossNamespaceRefs},
 		Fetcher:                   &source.Fetcher{Logger: ctrl.Log.WithName("fetch")},
 		Builds:                    build.NewCache(1000),
+		Snapshots:                 &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		EventRecorder:             eventRecorder,
 		Metrics:                   metrics.Default(),
 		StatusManager:             controller.StatusManager,

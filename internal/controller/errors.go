@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // runError is how a phase of a run reports failure: the error carries the
@@ -22,6 +23,8 @@ type runError struct {
 	waiting bool
 	// stage is the stage the error happened at, if any.
 	stage string
+	// requeueAfter overrides the requeue of a waiting error.
+	requeueAfter time.Duration
 }
 
 func (e *runError) Error() string { return e.err.Error() }

@@ -21,6 +21,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
+	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 )
 
@@ -50,6 +51,13 @@ type StageSetReconciler struct {
 	// Builds keeps the last build of every stage, so steady-state runs do
 	// not download and build unchanged artifacts again.
 	Builds *build.Cache
+
+	// Snapshots stores what the last good rollout applied, for rollback and
+	// for drift correction while a rollout is deferred or held.
+	Snapshots *snapshot.Store
+
+	// Clock returns the current time for update windows; time.Now when nil.
+	Clock func() time.Time
 
 	// EventRecorder emits Kubernetes Events and, when configured, forwards
 	// them to notification-controller.
@@ -99,8 +107,17 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{Requeue: true}, patcher.Patch(ctx, obj, patch.WithFieldOwner(r.StatusManager))
 	}
 
+	// A new requestedAt token lifts the hold on a rolled back revision set;
+	// a new forceAt token also lets a deferred rollout start outside its
+	// windows. Each token acts once.
+	var requested, forced bool
 	if token, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
+		requested = token != obj.Status.LastHandledReconcileAt
 		obj.Status.SetLastHandledReconcileRequest(token)
+	}
+	if token := obj.GetAnnotations()[meta.ForceRequestAnnotation]; token != "" && token != obj.Status.LastHandledForceAt {
+		forced, requested = true, true
+		obj.Status.LastHandledForceAt = token
 	}
 
 	if obj.Spec.Suspend {
@@ -115,11 +132,19 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	runCtx, tracked, done := r.runs.start(ctx, req.NamespacedName)
 	defer done()
 	run := r.newRun(obj, patcher, tracked)
+	run.requested, run.forced = requested, forced
 	err := run.execute(runCtx)
 	if errors.Is(context.Cause(runCtx), errSuperseded) {
 		return r.restartRun(ctx, run)
 	}
 	return r.finishRun(ctx, run, before, err)
+}
+
+func (r *StageSetReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
 }
 
 // patchStatus writes the status with the controller's field owner.

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
@@ -26,12 +27,18 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 	result := ctrl.Result{}
 
 	if runErr == nil {
-		conditions.MarkTrue(obj, meta.ReadyCondition, stagesetv1.SucceededReason,
-			"Applied revision: %s (%d stages)", s.revision, len(obj.Spec.Stages))
+		message := fmt.Sprintf("Applied revision: %s (%d stages)", obj.Status.LastAppliedRevision, len(obj.Spec.Stages))
+		result.RequeueAfter = jitter.JitteredIntervalDuration(obj.GetRequeueAfter())
+		if obj.Status.PendingUpdate != nil {
+			// Healthy at the old revision, with the new one waiting for a
+			// window.
+			message += fmt.Sprintf("; revision %s deferred: %s", s.revision, opening(s.deferredUntil, !s.deferredUntil.IsZero()))
+			result.RequeueAfter = min(result.RequeueAfter, s.untilOpening())
+		}
+		conditions.MarkTrue(obj, meta.ReadyCondition, stagesetv1.SucceededReason, "%s", message)
 		conditions.Delete(obj, meta.ReconcilingCondition)
 		conditions.Delete(obj, meta.StalledCondition)
 		obj.Status.ObservedGeneration = obj.Generation
-		result.RequeueAfter = jitter.JitteredIntervalDuration(obj.GetRequeueAfter())
 	} else {
 		re := asRunError(runErr, stagesetv1.StageFailedReason)
 		conditions.MarkFalse(obj, meta.ReadyCondition, re.reason, "%s", re.Error())
@@ -47,6 +54,9 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 			conditions.Delete(obj, meta.ReconcilingCondition)
 			conditions.Delete(obj, meta.StalledCondition)
 			result.RequeueAfter = r.DependencyRequeueInterval
+			if re.requeueAfter > 0 {
+				result.RequeueAfter = re.requeueAfter
+			}
 		default:
 			conditions.Delete(obj, meta.StalledCondition)
 			if conditions.Has(obj, meta.ReconcilingCondition) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/predicates"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
@@ -44,7 +45,8 @@ type Options struct {
 // +kubebuilder:rbac:groups=stageset.io,resources=stagesets/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=stageset.io,resources=stagesets/finalizers,verbs=update
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -64,7 +66,7 @@ func (r *StageSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(NewStageSet(), builder.WithPredicates(
-			predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}),
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}, forceRequested{}),
 		)).
 		Watches(NewStageSet(), handler.EnqueueRequestsFromMapFunc(r.dependents),
 			builder.WithPredicates(becameReady{})).
@@ -154,6 +156,19 @@ func artifactRevision(o client.Object) string {
 		return src.GetArtifact().Revision
 	}
 	return ""
+}
+
+// forceRequested passes StageSet updates that stamp a new
+// reconcile.fluxcd.io/forceAt token (alone, or with requestedAt as
+// `flux reconcile --force` does).
+type forceRequested struct{ predicate.Funcs }
+
+func (forceRequested) Create(event.CreateEvent) bool   { return false }
+func (forceRequested) Delete(event.DeleteEvent) bool   { return false }
+func (forceRequested) Generic(event.GenericEvent) bool { return false }
+func (forceRequested) Update(e event.UpdateEvent) bool {
+	token := e.ObjectNew.GetAnnotations()[meta.ForceRequestAnnotation]
+	return token != "" && token != e.ObjectOld.GetAnnotations()[meta.ForceRequestAnnotation]
 }
 
 // becameReady passes StageSet updates that turn Ready=True.

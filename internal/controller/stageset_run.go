@@ -43,6 +43,17 @@ type run struct {
 
 	// corrected and detected collect the drift of a steady-state run.
 	corrected, detected drift
+
+	// requested and forced tell that the run answers a new requestedAt or
+	// forceAt token.
+	requested, forced bool
+	// plans are the built stages, kept for the snapshot of a successful run.
+	plans []plannedStage
+	// sameAsAttempted tells that the pinned set is the one the last run
+	// attempted.
+	sameAsAttempted bool
+	// deferredUntil is the next window opening of a deferred rollout.
+	deferredUntil time.Time
 }
 
 // plannedStage is one stage of the run, built and ready to apply.
@@ -74,7 +85,29 @@ func (s *run) execute(ctx context.Context) error {
 	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
 		// Nothing new to apply and drift is not looked at.
 		s.applied = true
+		s.obj.Status.PendingUpdate = nil
 		return nil
+	}
+
+	kube, err := s.r.Clients.ClientFor(ctx, s.obj)
+	if err != nil {
+		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
+	}
+	mgr := apply.NewManager(kube, ControllerName)
+
+	if s.heldAfterRollback() {
+		return s.hold(ctx, mgr)
+	}
+	if s.newRevisions {
+		deferred, err := s.gateRollout(ctx, mgr)
+		if err != nil || deferred {
+			if err != nil {
+				return err
+			}
+			return s.deferral()
+		}
+	} else {
+		s.obj.Status.PendingUpdate = nil
 	}
 
 	if !s.steady {
@@ -85,23 +118,22 @@ func (s *run) execute(ctx context.Context) error {
 		}
 	}
 
-	plans, err := s.buildStages(ctx, resolved)
-	if err != nil {
+	if s.plans, err = s.buildStages(ctx, resolved); err != nil {
 		return err
 	}
-
-	kube, err := s.r.Clients.ClientFor(ctx, s.obj)
-	if err != nil {
-		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
-	}
-	mgr := apply.NewManager(kube, ControllerName)
-	for _, plan := range plans {
+	for _, plan := range s.plans {
 		if err := s.applyStage(ctx, mgr, plan); err != nil {
+			if !s.steady && s.obj.Spec.RollbackOnFailure && !errors.Is(err, context.Canceled) {
+				return s.rollback(ctx, mgr, plan.spec.Name, err)
+			}
 			return err
 		}
 	}
 	if err := s.teardownRemovedStages(ctx, mgr); err != nil {
 		return err
+	}
+	if !s.steady {
+		s.saveSnapshot(ctx)
 	}
 
 	s.applied = true
@@ -135,6 +167,7 @@ func (s *run) resolveSources(ctx context.Context) (map[string]*source.Resolved, 
 	}
 	s.revision = s.revisions[primary.String()]
 	s.newRevisions = !equalRevisions(s.revisions, s.obj.Status.LastAppliedRevisions)
+	s.sameAsAttempted = equalRevisions(s.revisions, s.obj.Status.LastAttemptedRevisions)
 	s.r.runs.pin(s.tracked, s.revisions)
 	s.obj.Status.LastAttemptedRevision = s.revision
 	s.obj.Status.LastAttemptedRevisions = s.revisions

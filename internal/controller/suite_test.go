@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,12 +18,15 @@ import (
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
+	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
 var (
 	env *testenv.Environment
+	// clockShift moves the controller's clock for update window tests.
+	clockShift atomic.Int64
 	// notifications receives the events the controller forwards, like
 	// notification-controller's event receiver.
 	notifications *eventReceiver
@@ -52,9 +56,11 @@ func setupReconciler(mgr ctrl.Manager) error {
 		Sources:                   &source.Resolver{Reader: mgr.GetClient()},
 		Fetcher:                   &source.Fetcher{},
 		Builds:                    build.NewCache(1000),
+		Snapshots:                 &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		EventRecorder:             recorder,
 		Metrics:                   metrics.Default(),
 		StatusManager:             StatusManager,
+		Clock:                     func() time.Time { return time.Now().Add(time.Duration(clockShift.Load())) },
 		DependencyRequeueInterval: time.Second,
 	}
 	return r.SetupWithManager(context.Background(), mgr, Options{})

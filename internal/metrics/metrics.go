@@ -15,6 +15,7 @@ type Recorder struct {
 	stageApplied *prometheus.CounterVec
 	stageReady   *prometheus.GaugeVec
 	drift        *prometheus.CounterVec
+	deferred     *prometheus.CounterVec
 }
 
 var defaultRecorder = newRecorder()
@@ -37,6 +38,10 @@ func newRecorder() *Recorder {
 			Name: "stageset_drift_corrected_total",
 			Help: "Objects re-asserted because they drifted, counted on steady-state runs.",
 		}, []string{"namespace", "name", "stage"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stageset_update_deferred_total",
+			Help: "Rollouts held by a closed update window, once per deferred revision set.",
+		}, []string{"namespace", "name"}),
 	}
 }
 
@@ -45,7 +50,7 @@ func init() {
 }
 
 func (r *Recorder) collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.reconciles, r.stageApplied, r.stageReady, r.drift}
+	return []prometheus.Collector{r.reconciles, r.stageApplied, r.stageReady, r.drift, r.deferred}
 }
 
 // Default returns the recorder registered on the controller-runtime registry.
@@ -78,6 +83,11 @@ func (r *Recorder) RecordDriftCorrected(namespace, name, stage string, objects i
 	r.drift.WithLabelValues(namespace, name, stage).Add(float64(objects))
 }
 
+// RecordUpdateDeferred counts a rollout deferred by a closed window.
+func (r *Recorder) RecordUpdateDeferred(namespace, name string) {
+	r.deferred.WithLabelValues(namespace, name).Inc()
+}
+
 // DeleteStage removes the series of a stage that left the StageSet.
 func (r *Recorder) DeleteStage(namespace, name, stage string) {
 	r.stageApplied.DeleteLabelValues(namespace, name, stage)
@@ -90,5 +100,6 @@ func (r *Recorder) Delete(namespace, name string) {
 	r.reconciles.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 	r.stageApplied.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 	r.drift.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
+	r.deferred.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 	r.stageReady.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "stageset": name})
 }

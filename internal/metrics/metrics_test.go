@@ -20,6 +20,7 @@ func TestSeriesAndTheirRemoval(t *testing.T) {
 	r.SetStageReady("apps", "shop", "db", true)
 	r.SetStageReady("apps", "shop", "web", false)
 	r.RecordDriftCorrected("apps", "shop", "web", 3)
+	r.RecordUpdateDeferred("apps", "shop")
 
 	want := `
 # HELP stageset_reconcile_total StageSet reconciles by terminal Ready reason.
@@ -32,6 +33,9 @@ stageset_stage_applied_total{name="shop",namespace="apps",stage="db"} 1
 # HELP stageset_drift_corrected_total Objects re-asserted because they drifted, counted on steady-state runs.
 # TYPE stageset_drift_corrected_total counter
 stageset_drift_corrected_total{name="shop",namespace="apps",stage="web"} 3
+# HELP stageset_update_deferred_total Rollouts held by a closed update window, once per deferred revision set.
+# TYPE stageset_update_deferred_total counter
+stageset_update_deferred_total{name="shop",namespace="apps"} 1
 # HELP stageset_stage_ready 1 when the stage is Ready, else 0.
 # TYPE stageset_stage_ready gauge
 stageset_stage_ready{namespace="apps",stage="db",stageset="shop"} 1

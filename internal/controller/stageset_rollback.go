@@ -1,0 +1,165 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/ssa"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/apply"
+	"github.com/stageset/stageset-controller/internal/snapshot"
+)
+
+// saveSnapshot stores what a successful rollout applied. A failure is
+// reported (RollbackStoreFailed) and does not fail the rollout.
+func (s *run) saveSnapshot(ctx context.Context) {
+	snap := &snapshot.Snapshot{Revisions: s.revisions, Revision: s.revision}
+	for _, plan := range s.plans {
+		snap.Stages = append(snap.Stages, snapshot.Stage{Name: plan.spec.Name, Revision: plan.revision, Objects: plan.objects})
+	}
+	if err := s.r.Snapshots.Save(ctx, s.obj, snap); err != nil {
+		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(s.revision), corev1.EventTypeWarning,
+			stagesetv1.RollbackStoreFailedReason, "Reconcile", "Storing the snapshot of revision %s failed: %s", s.revision, err)
+	}
+}
+
+// rollback restores the last good snapshot on the stages the failed run
+// touched (SPEC §7): in stage order, re-apply the snapshot's objects, prune
+// what the failed run added, wait for health. Without a snapshot (the first
+// rollout failed) the failure stands as it is.
+func (s *run) rollback(ctx context.Context, mgr *apply.Manager, failedStage string, cause error) error {
+	snap, err := s.r.Snapshots.Load(ctx, s.obj)
+	if err != nil {
+		return failed(stagesetv1.RollbackFailedReason, fmt.Errorf("%s; rollback impossible: reading the snapshot: %w", cause, err))
+	}
+	if snap == nil {
+		return cause
+	}
+	for _, stage := range s.obj.Spec.Stages {
+		if err := s.restoreStage(ctx, mgr, stage, snap.Stage(stage.Name)); err != nil {
+			return failed(stagesetv1.RollbackFailedReason, fmt.Errorf("%s; rollback to revision %s failed at stage %q: %w", cause, snap.Revision, stage.Name, err))
+		}
+		if stage.Name == failedStage {
+			break
+		}
+	}
+	return &runError{reason: stagesetv1.RolledBackReason, stage: failedStage,
+		err: fmt.Errorf("rollout of revision %s failed at stage %q (%s); rolled back to revision %s", s.revision, failedStage, stageCause(cause), snap.Revision)}
+}
+
+// restoreStage re-applies one stage of the snapshot (nothing when the stage
+// is new) and deletes what the failed run added to it.
+func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stagesetv1.Stage, snap *snapshot.Stage) error {
+	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
+	defer cancel()
+	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
+	var objects []*unstructured.Unstructured
+	revision := ""
+	if snap != nil {
+		objects, revision = copyObjects(snap.Objects), snap.Revision
+	}
+	status := s.stageStatus(stage.Name)
+	restored := &stagesetv1.ResourceInventory{}
+	var changeSet *ssa.ChangeSet
+	if len(objects) > 0 {
+		cs, err := mgr.Apply(ctx, owner, objects, apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()})
+		if err != nil {
+			return err
+		}
+		restored, changeSet = apply.NewInventory(cs), cs
+	}
+	if status.Inventory != nil {
+		stale, err := apply.Stale(status.Inventory, restored)
+		if err != nil {
+			return err
+		}
+		if _, _, err := mgr.Delete(ctx, owner, stale); err != nil {
+			return fmt.Errorf("pruning what the failed rollout added: %w", err)
+		}
+	}
+	status.Inventory, status.Revision = restored, revision
+	if changeSet != nil {
+		if err := mgr.Wait(ctx, waitSet(changeSet), apply.WaitOptions{
+			Timeout: s.obj.GetStageTimeout(stage), HealthChecks: stage.HealthChecks,
+			DefaultNamespace: s.obj.Namespace, Exprs: stage.HealthCheckExprs, Objects: stage.IsWaitEnabled(),
+		}); err != nil {
+			return fmt.Errorf("health check: %w", err)
+		}
+	}
+	s.setPhase(status, stagesetv1.StagePhaseReady, "Rolled back to revision "+revision)
+	return nil
+}
+
+// heldAfterRollback tells that this run would retry the revision set that
+// was just rolled back: it is held until a source revision, the spec or a
+// requestedAt token changes, so failure and rollback do not loop.
+func (s *run) heldAfterRollback() bool {
+	return conditions.GetReason(s.obj, meta.ReadyCondition) == stagesetv1.RolledBackReason &&
+		s.sameAsAttempted && s.obj.Status.ObservedGeneration == s.obj.Generation && !s.requested
+}
+
+// hold keeps the rolled back state: the restored snapshot is re-asserted and
+// Ready stays False RolledBack with its message.
+func (s *run) hold(ctx context.Context, mgr *apply.Manager) error {
+	if err := s.reassertSnapshot(ctx, mgr); err != nil {
+		return err
+	}
+	return &runError{reason: stagesetv1.RolledBackReason, waiting: true, requeueAfter: s.obj.GetRequeueAfter(),
+		err: errors.New(conditions.GetMessage(s.obj, meta.ReadyCondition))}
+}
+
+// reassertSnapshot corrects drift from the last good snapshot, per
+// driftDetection.mode, while the source serves a revision that is not rolled
+// out (deferred or held).
+func (s *run) reassertSnapshot(ctx context.Context, mgr *apply.Manager) error {
+	mode := s.obj.GetDriftDetectionMode()
+	if mode == stagesetv1.DriftDetectionDisabled {
+		return nil
+	}
+	snap, err := s.r.Snapshots.Load(ctx, s.obj)
+	if err != nil || snap == nil {
+		return err
+	}
+	opts := apply.ApplyOptions{IgnoreRules: s.ignoreRules()}
+	for _, st := range snap.Stages {
+		owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: st.Name}
+		if mode == stagesetv1.DriftDetectionWarn {
+			cs, err := mgr.Diff(ctx, owner, copyObjects(st.Objects), opts)
+			if err != nil {
+				return stageFailed(stagesetv1.StageFailedReason, st.Name, fmt.Errorf("drift detection: %w", err))
+			}
+			s.detected.record(st.Name, cs)
+			continue
+		}
+		cs, err := mgr.Apply(ctx, owner, copyObjects(st.Objects), opts)
+		s.corrected.record(st.Name, cs)
+		if err != nil {
+			return stageFailed(stagesetv1.StageFailedReason, st.Name, fmt.Errorf("re-asserting revision %s: %w", st.Revision, err))
+		}
+	}
+	return nil
+}
+
+// stageCause is the message of a stage failure without its "stage ... failed:"
+// prefix, which the rollback message already names.
+func stageCause(err error) string {
+	var re *runError
+	if errors.As(err, &re) && errors.Unwrap(re.err) != nil {
+		return errors.Unwrap(re.err).Error()
+	}
+	return err.Error()
+}
+
+func copyObjects(objects []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objects))
+	for i, o := range objects {
+		out[i] = o.DeepCopy()
+	}
+	return out
+}

@@ -1,0 +1,317 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+const (
+	// SecretType is the type of every snapshot Secret.
+	SecretType corev1.SecretType = stagesetv1.GroupName + "/snapshot"
+
+	// GenerationLabel holds the snapshot generation a chunk Secret belongs
+	// to. The head Secret has no such label.
+	GenerationLabel = stagesetv1.GroupName + "/snapshot-generation"
+
+	// MaxChunkSize is the most compressed bytes one chunk Secret holds. The
+	// API server refuses Secrets of more than 1 MiB of data; the margin
+	// keeps clear of that limit and of etcd's request size.
+	MaxChunkSize = 900 * 1024
+
+	// indexKey is the data key of the head Secret holding the index.
+	indexKey = "index.json"
+	// chunkKey is the data key of a chunk Secret holding its bytes.
+	chunkKey = "data"
+)
+
+// ErrCorrupt is wrapped by Load errors about a snapshot that exists but
+// cannot be trusted: a missing, foreign or altered chunk, or a bad index.
+var ErrCorrupt = errors.New("snapshot is corrupt")
+
+// Store reads and writes the snapshots of StageSets through Client, the
+// controller's own client (not an impersonated one), which needs get, list,
+// create, update and delete on Secrets.
+//
+// A snapshot is stored as its gzip-compressed JSON, cut into chunk Secrets
+// named <stageset>-snapshot-<generation>-<chunk>, plus one head Secret
+// <stageset>-snapshot whose index names the chunks of the last good
+// generation with their sha256 digests. Save writes all chunks before it
+// points the head at them, so a reader sees either the old or the new
+// snapshot, never a mix; the previous generation is kept until the next
+// Save, for readers that read the head just before it moved.
+type Store struct {
+	// Client writes, and reads unless Reader is set.
+	Client client.Client
+	// Reader, when set, serves the reads instead of Client. Give it an
+	// uncached reader (the manager's API reader) so that snapshot Secrets,
+	// which may be megabytes, are not held in the informer cache.
+	Reader client.Reader
+}
+
+// index is the content of the head Secret: which generation is the last
+// good one and how to reassemble and verify it.
+type index struct {
+	Generation int64 `json:"generation"`
+	// Digest is "sha256:<hex>" of the whole compressed document.
+	Digest string `json:"digest"`
+	// Size is the length of the compressed document.
+	Size   int        `json:"size"`
+	Chunks []chunkRef `json:"chunks"`
+}
+
+type chunkRef struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+}
+
+// Save writes snap as the last good snapshot of obj, owned by obj so the
+// Secrets are garbage-collected with it.
+func (s *Store) Save(ctx context.Context, obj *stagesetv1.StageSet, snap *Snapshot) error {
+	if snap == nil {
+		return errors.New("saving snapshot: no snapshot given")
+	}
+	if obj.UID == "" {
+		return fmt.Errorf("saving snapshot of %s/%s: the StageSet has no UID", obj.Namespace, obj.Name)
+	}
+	data, err := encode(snap)
+	if err != nil {
+		return err
+	}
+
+	head, current, err := s.readHead(ctx, obj)
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("saving snapshot of %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	// A head with a bad index is overwritten: the next good snapshot is the
+	// only way out of that state.
+	var previous int64
+	if current != nil {
+		previous = current.Generation
+	}
+	next := previous + 1
+
+	// Chunks left by a Save that failed before moving the head may share
+	// names with the ones about to be written; removing them first also
+	// removes surplus chunks when the new snapshot is smaller.
+	if err := s.prune(ctx, obj, previous, previous-1); err != nil {
+		return fmt.Errorf("saving snapshot of %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+
+	idx := index{Generation: next, Digest: digest(data), Size: len(data)}
+	for i, start := 0, 0; start < len(data); i, start = i+1, start+MaxChunkSize {
+		part := data[start:min(start+MaxChunkSize, len(data))]
+		name := chunkName(obj.Name, next, i)
+		if err := s.writeChunk(ctx, obj, name, next, part); err != nil {
+			return fmt.Errorf("saving snapshot of %s/%s: writing chunk %s: %w", obj.Namespace, obj.Name, name, err)
+		}
+		idx.Chunks = append(idx.Chunks, chunkRef{Name: name, Digest: digest(part)})
+	}
+
+	if err := s.writeHead(ctx, obj, head, idx); err != nil {
+		return fmt.Errorf("saving snapshot of %s/%s: moving %s to generation %d: %w", obj.Namespace, obj.Name, headName(obj.Name), next, err)
+	}
+
+	if err := s.prune(ctx, obj, next, previous); err != nil {
+		return fmt.Errorf("snapshot generation %d of %s/%s is stored, but removing older generations failed: %w", next, obj.Namespace, obj.Name, err)
+	}
+	return nil
+}
+
+// Load returns the last good snapshot of obj, or (nil, nil) when there is
+// none. Every chunk and the whole document are checked against the digests
+// of the index; any mismatch or missing chunk is an error wrapping
+// ErrCorrupt, never a partial snapshot.
+func (s *Store) Load(ctx context.Context, obj *stagesetv1.StageSet) (*Snapshot, error) {
+	_, idx, err := s.readHead(ctx, obj)
+	if err != nil {
+		return nil, fmt.Errorf("loading snapshot of %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	if idx == nil {
+		return nil, nil
+	}
+
+	data := make([]byte, 0, idx.Size)
+	for i, ref := range idx.Chunks {
+		part, err := s.readChunk(ctx, obj.Namespace, ref, idx.Generation)
+		if err != nil {
+			return nil, fmt.Errorf("loading snapshot generation %d of %s/%s: chunk %d of %d: %w",
+				idx.Generation, obj.Namespace, obj.Name, i+1, len(idx.Chunks), err)
+		}
+		data = append(data, part...)
+	}
+	if len(data) != idx.Size || digest(data) != idx.Digest {
+		return nil, fmt.Errorf("loading snapshot generation %d of %s/%s: %w: the chunks do not add up to digest %s",
+			idx.Generation, obj.Namespace, obj.Name, ErrCorrupt, idx.Digest)
+	}
+	snap, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("loading snapshot generation %d of %s/%s: %w: %w", idx.Generation, obj.Namespace, obj.Name, ErrCorrupt, err)
+	}
+	return snap, nil
+}
+
+func (s *Store) reader() client.Reader {
+	if s.Reader != nil {
+		return s.Reader
+	}
+	return s.Client
+}
+
+// readHead returns the head Secret of obj (nil when absent) and its index.
+// The index is nil when there is no head or the head belongs to an earlier
+// StageSet of the same name, whose snapshot must not be rolled back to.
+func (s *Store) readHead(ctx context.Context, obj *stagesetv1.StageSet) (*corev1.Secret, *index, error) {
+	head := &corev1.Secret{}
+	err := s.reader().Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: headName(obj.Name)}, head)
+	if apierrors.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", headName(obj.Name), err)
+	}
+	if !ownedBy(head, obj) {
+		return head, nil, nil
+	}
+	idx := &index{}
+	if err := json.Unmarshal(head.Data[indexKey], idx); err != nil {
+		return head, nil, fmt.Errorf("%w: index of %s: %w", ErrCorrupt, head.Name, err)
+	}
+	if idx.Generation < 1 || len(idx.Chunks) == 0 {
+		return head, nil, fmt.Errorf("%w: index of %s names no chunks", ErrCorrupt, head.Name)
+	}
+	return head, idx, nil
+}
+
+// writeHead points the head at idx. Updating an existing head carries the
+// resourceVersion it was read at, so two concurrent Saves cannot both win.
+func (s *Store) writeHead(ctx context.Context, obj *stagesetv1.StageSet, head *corev1.Secret, idx index) error {
+	raw, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	if head == nil {
+		head = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: headName(obj.Name)}, Type: SecretType}
+	}
+	setMeta(head, obj, nil)
+	head.Data = map[string][]byte{indexKey: raw}
+	if head.ResourceVersion == "" {
+		return s.Client.Create(ctx, head)
+	}
+	return s.Client.Update(ctx, head)
+}
+
+// writeChunk creates a chunk Secret, or overwrites one of the same name.
+func (s *Store) writeChunk(ctx context.Context, obj *stagesetv1.StageSet, name string, generation int64, part []byte) error {
+	chunk := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: name}, Type: SecretType}
+	setMeta(chunk, obj, &generation)
+	chunk.Data = map[string][]byte{chunkKey: part}
+	err := s.Client.Create(ctx, chunk)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing := &corev1.Secret{}
+	if err := s.reader().Get(ctx, client.ObjectKeyFromObject(chunk), existing); err != nil {
+		return err
+	}
+	setMeta(existing, obj, &generation)
+	existing.Data = chunk.Data
+	return s.Client.Update(ctx, existing)
+}
+
+// readChunk returns the bytes of one chunk after checking that it belongs to
+// the generation and matches its digest.
+func (s *Store) readChunk(ctx context.Context, namespace string, ref chunkRef, generation int64) ([]byte, error) {
+	chunk := &corev1.Secret{}
+	err := s.reader().Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, chunk)
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: Secret %s is missing", ErrCorrupt, ref.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
+	}
+	if chunk.Type != SecretType || chunk.Labels[GenerationLabel] != strconv.FormatInt(generation, 10) {
+		return nil, fmt.Errorf("%w: Secret %s is not part of generation %d", ErrCorrupt, ref.Name, generation)
+	}
+	part := chunk.Data[chunkKey]
+	if got := digest(part); got != ref.Digest {
+		return nil, fmt.Errorf("%w: Secret %s has digest %s, want %s", ErrCorrupt, ref.Name, got, ref.Digest)
+	}
+	return part, nil
+}
+
+// prune deletes the chunk Secrets of obj whose generation is not in keep.
+func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int64) error {
+	var chunks corev1.SecretList
+	err := s.reader().List(ctx, &chunks,
+		client.InNamespace(obj.Namespace),
+		client.MatchingLabels{stagesetv1.NameLabel: nameLabelValue(obj.Name)},
+		client.HasLabels{GenerationLabel},
+	)
+	if err != nil {
+		return fmt.Errorf("listing snapshot chunks: %w", err)
+	}
+	var errs []error
+	for i := range chunks.Items {
+		chunk := &chunks.Items[i]
+		if chunk.Type != SecretType {
+			continue
+		}
+		generation, err := strconv.ParseInt(chunk.Labels[GenerationLabel], 10, 64)
+		if err == nil && slices.Contains(keep, generation) {
+			continue
+		}
+		if err := s.Client.Delete(ctx, chunk); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", chunk.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setMeta sets the labels and the owner reference of a snapshot Secret.
+// The owner reference is the only one: a Secret of an earlier StageSet of
+// the same name is taken over rather than shared. BlockOwnerDeletion is off
+// so that deleting the StageSet never waits for its snapshots.
+func setMeta(secret *corev1.Secret, obj *stagesetv1.StageSet, generation *int64) {
+	labels := secret.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[stagesetv1.NameLabel] = nameLabelValue(obj.Name)
+	if generation != nil {
+		labels[GenerationLabel] = strconv.FormatInt(*generation, 10)
+	}
+	secret.Labels = labels
+	secret.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion:         stagesetv1.GroupVersion.String(),
+		Kind:               stagesetv1.StageSetKind,
+		Name:               obj.Name,
+		UID:                obj.UID,
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(false),
+	}}
+}
+
+func ownedBy(secret *corev1.Secret, obj *stagesetv1.StageSet) bool {
+	ref := metav1.GetControllerOf(secret)
+	return ref != nil && ref.UID == obj.UID
+}
+
+// digest returns "sha256:<hex>" of data.
+func digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
