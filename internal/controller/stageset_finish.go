@@ -73,7 +73,12 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 	if s.revisions != nil && ((s.applied && s.newRevisions) || after != before) {
 		r.recordHistory(s, after.reason)
 	}
-	if after != before || (s.applied && s.newRevisions) {
+	// News: Ready changed status or reason, a new revision set was applied,
+	// or a failure changed (another error). A healthy StageSet whose message
+	// only changes (a deferred revision) emits nothing more here.
+	transition := after.status != before.status || after.reason != before.reason
+	failureChanged := after.status != string(metav1.ConditionTrue) && after.message != before.message
+	if transition || failureChanged || (s.applied && s.newRevisions) {
 		r.event(obj, s.revision, after)
 	}
 	r.Metrics.RecordReconcile(obj.Namespace, obj.Name, after.reason)

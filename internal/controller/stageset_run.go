@@ -54,6 +54,8 @@ type run struct {
 	sameAsAttempted bool
 	// deferredUntil is the next window opening of a deferred rollout.
 	deferredUntil time.Time
+	// previousPending is status.pendingUpdate as the run found it.
+	previousPending *stagesetv1.PendingUpdate
 }
 
 // plannedStage is one stage of the run, built and ready to apply.
@@ -64,7 +66,8 @@ type plannedStage struct {
 }
 
 func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *patch.SerialPatcher, tracked *inflightRun) *run {
-	return &run{r: r, obj: obj, patcher: patcher, started: time.Now(), tracked: tracked}
+	return &run{r: r, obj: obj, patcher: patcher, started: time.Now(), tracked: tracked,
+		previousPending: obj.Status.PendingUpdate.DeepCopy()}
 }
 
 // execute runs the phases of SPEC §4 in order: validate → dependencies →
@@ -98,29 +101,30 @@ func (s *run) execute(ctx context.Context) error {
 	if s.heldAfterRollback() {
 		return s.hold(ctx, mgr)
 	}
-	if s.newRevisions {
-		deferred, err := s.gateRollout(ctx, mgr)
-		if err != nil || deferred {
-			if err != nil {
-				return err
-			}
-			return s.deferral()
-		}
-	} else {
-		s.obj.Status.PendingUpdate = nil
+	if s.plans, err = s.buildStages(ctx, resolved); err != nil {
+		return err
 	}
-
+	// Update windows gate what changes the cluster: a new revision set, or
+	// a spec change that changes what is applied. Other spec changes
+	// (windows, intervals, drift settings) take effect at once.
+	s.obj.Status.PendingUpdate = nil
 	if !s.steady {
-		conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Building %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
+		if changes, err := s.changesWhatIsApplied(ctx); err != nil {
+			return err
+		} else if changes {
+			if deferred, err := s.gateRollout(ctx, mgr); err != nil {
+				return err
+			} else if deferred {
+				return s.deferral()
+			}
+		}
+		conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
 		conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
 		if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
 			return err
 		}
 	}
 
-	if s.plans, err = s.buildStages(ctx, resolved); err != nil {
-		return err
-	}
 	for _, plan := range s.plans {
 		if err := s.applyStage(ctx, mgr, plan); err != nil {
 			if !s.steady && s.obj.Spec.RollbackOnFailure && !errors.Is(err, context.Canceled) {

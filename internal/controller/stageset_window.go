@@ -1,12 +1,16 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
@@ -25,7 +29,6 @@ func (s *run) gateRollout(ctx context.Context, mgr *apply.Manager) (deferred boo
 	}
 	now := s.r.now()
 	if s.forced || schedule.Open(now) {
-		s.obj.Status.PendingUpdate = nil
 		return false, nil
 	}
 
@@ -35,11 +38,14 @@ func (s *run) gateRollout(ctx context.Context, mgr *apply.Manager) (deferred boo
 		pending.NextWindowOpens = &metav1.Time{Time: next}
 		s.deferredUntil = next
 	}
-	if prev := s.obj.Status.PendingUpdate; prev == nil || !equalRevisions(prev.Revisions, s.revisions) {
-		// Once per deferred revision set, not per run.
+	if s.previousPending == nil || !equalRevisions(s.previousPending.Revisions, s.revisions) {
+		// Once per deferred revision set, not per run. With nothing applied
+		// yet, the Ready transition to UpdateDeferred is the event.
 		s.r.Metrics.RecordUpdateDeferred(s.obj.Namespace, s.obj.Name)
-		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(s.revision), corev1.EventTypeNormal,
-			stagesetv1.UpdateDeferredReason, "Reconcile", "Revision %s deferred: %s", s.revision, opening(next, ok))
+		if len(s.obj.Status.LastAppliedRevisions) > 0 {
+			s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(s.revision), corev1.EventTypeNormal,
+				stagesetv1.UpdateDeferredReason, "Reconcile", "Revision %s deferred: %s", s.revision, opening(next, ok))
+		}
 	}
 	s.obj.Status.PendingUpdate = pending
 	// The source already serves the new revision: drift correction goes on
@@ -76,4 +82,58 @@ func opening(next time.Time, ok bool) string {
 		return "no update window opens within a year"
 	}
 	return "the next update window opens at " + next.UTC().Format(time.RFC3339)
+}
+
+// changesWhatIsApplied tells whether the run would change the cluster: a new
+// revision set, or built objects that differ from the last good snapshot
+// (the spec changed stages, patches, substitutions...).
+func (s *run) changesWhatIsApplied(ctx context.Context) (bool, error) {
+	if s.newRevisions {
+		return true, nil
+	}
+	snap, err := s.r.Snapshots.Load(ctx, s.obj)
+	if err != nil || snap == nil || len(snap.Stages) != len(s.plans) {
+		// Without a readable snapshot, treat the run as a change.
+		return true, nil
+	}
+	for i, plan := range s.plans {
+		if snap.Stages[i].Name != plan.spec.Name {
+			return true, nil
+		}
+		owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: plan.spec.Name}
+		same, err := sameObjects(owner, plan.objects, snap.Stages[i].Objects)
+		if err != nil || !same {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// sameObjects compares built objects, once labelled for owner, with the
+// objects of a snapshot.
+func sameObjects(owner apply.Owner, built, applied []*unstructured.Unstructured) (bool, error) {
+	if len(built) != len(applied) {
+		return false, nil
+	}
+	for i := range built {
+		b := built[i].DeepCopy()
+		labels := b.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		maps.Copy(labels, owner.Labels())
+		b.SetLabels(labels)
+		x, err := json.Marshal(b.Object)
+		if err != nil {
+			return false, err
+		}
+		y, err := json.Marshal(applied[i].Object)
+		if err != nil {
+			return false, err
+		}
+		if !bytes.Equal(x, y) {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -112,3 +112,37 @@ func TestInvalidWindowStalls(t *testing.T) {
 	g.Expect(conditions.IsStalled(obj)).To(BeTrue())
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring("updateWindows[0]"))
 }
+
+func TestSpecChangesAreDeferredOnlyWhenTheyChangeWhatIsApplied(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	opens := nextUTC(3, 0, 0)
+	setClock(t, opens.Add(10*time.Minute)) // inside 03:00–04:00
+
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"a/cm.yaml": configMap("a"), "b/cm.yaml": configMap("b")})
+	obj := newStageSet(ns, "app", src, stage("a", "./a"))
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.UpdateWindows = []stagesetv1.UpdateWindow{{
+		Type: stagesetv1.UpdateWindowAllow, Schedule: "0 3 * * *", Duration: metav1.Duration{Duration: time.Hour},
+	}}
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	setClock(t, opens.Add(2*time.Hour)) // closed
+	// A new interval changes nothing that is applied: it takes effect.
+	get(g, obj)
+	obj.Spec.Interval = metav1.Duration{Duration: 2 * time.Hour}
+	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	g.Expect(obj.Status.PendingUpdate).To(BeNil())
+
+	// A new stage changes what is applied: it waits for the window.
+	get(g, obj)
+	obj.Spec.Stages = append(obj.Spec.Stages, stage("b", "./b"))
+	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	g.Expect(obj.Status.PendingUpdate).NotTo(BeNil())
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring("deferred"))
+	g.Consistently(exists("v1", "ConfigMap", ns, "b"), "1500ms", poll).Should(BeFalse())
+}
