@@ -57,5 +57,7 @@ func TestHealthCheckExprsGateTheNextStage(t *testing.T) {
 	})
 	g.Eventually(readyReason(g, obj), "10s", poll).Should(Equal("False/StageFailed"))
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(HavePrefix(`stage "gate" failed: health check`))
-	g.Expect(obj.Status.Stages[0].Phase).To(Equal(stagesetv1.StagePhaseFailed))
+	// Conditions and the rest of the status are two patches: wait for both.
+	g.Eventually(func() stagesetv1.StagePhase { get(g, obj); return obj.Status.Stages[0].Phase }, "5s", poll).
+		Should(Equal(stagesetv1.StagePhaseFailed))
 }

@@ -92,7 +92,7 @@ func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stages
 			return fmt.Errorf("health check: %w", err)
 		}
 	}
-	s.setPhase(status, stagesetv1.StagePhaseReady, "Rolled back to revision "+revision)
+	s.setPhase(stage.Name, stagesetv1.StagePhaseReady, "Rolled back to revision "+revision)
 	return nil
 }
 

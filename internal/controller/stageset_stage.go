@@ -27,19 +27,20 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	defer cancel()
 	opts := apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()}
 
-	status := s.stageStatus(stage.Name)
 	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionWarn {
 		// Warn: a server-side dry-run tells what drifted; nothing is written.
 		changeSet, err := mgr.Diff(ctx, owner, plan.objects, opts)
 		if err != nil {
-			return s.failStage(status, fmt.Errorf("drift detection: %w", err))
+			return s.failStage(stage.Name, fmt.Errorf("drift detection: %w", err))
 		}
 		s.detected.record(stage.Name, changeSet)
 		return nil
 	}
 
-	status.Revision = plan.revision
-	s.setPhase(status, stagesetv1.StagePhaseApplying, fmt.Sprintf("Applying %d objects", len(plan.objects)))
+	// status.stages is only touched through s.stageStatus(name): each patch
+	// below re-decodes the StageSet.
+	s.stageStatus(stage.Name).Revision = plan.revision
+	s.setPhase(stage.Name, stagesetv1.StagePhaseApplying, fmt.Sprintf("Applying %d objects", len(plan.objects)))
 	if err := s.patchProgress(ctx, "Applying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return err
 	}
@@ -52,19 +53,20 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		// Whatever got applied before the failure is recorded, so a later run
 		// can prune it.
 		if changeSet != nil {
+			status := s.stageStatus(stage.Name)
 			status.Inventory = mergeInventories(status.Inventory, apply.NewInventory(changeSet))
 		}
-		return s.failStage(status, fmt.Errorf("apply: %w", err))
+		return s.failStage(stage.Name, fmt.Errorf("apply: %w", err))
 	}
 	newInventory := apply.NewInventory(changeSet)
 
-	if err := s.prune(ctx, mgr, owner, stage, status.Inventory, newInventory); err != nil {
-		status.Inventory = newInventory
-		return s.failStage(status, err)
+	pruneErr := s.prune(ctx, mgr, owner, stage, s.stageStatus(stage.Name).Inventory, newInventory)
+	s.stageStatus(stage.Name).Inventory = newInventory
+	if pruneErr != nil {
+		return s.failStage(stage.Name, pruneErr)
 	}
-	status.Inventory = newInventory
 
-	s.setPhase(status, stagesetv1.StagePhaseVerifying, "Waiting for health")
+	s.setPhase(stage.Name, stagesetv1.StagePhaseVerifying, "Waiting for health")
 	if err := s.patchProgress(ctx, "Verifying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return err
 	}
@@ -75,10 +77,10 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		Exprs:            stage.HealthCheckExprs,
 		Objects:          stage.IsWaitEnabled(),
 	}); err != nil {
-		return s.failStage(status, fmt.Errorf("health check: %w", err))
+		return s.failStage(stage.Name, fmt.Errorf("health check: %w", err))
 	}
 
-	s.setPhase(status, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", len(newInventory.Entries), plan.revision))
+	s.setPhase(stage.Name, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", len(newInventory.Entries), plan.revision))
 	s.r.Metrics.RecordStageApplied(s.obj.Namespace, s.obj.Name, stage.Name)
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage.Name, true)
 	return s.patchProgress(ctx, "Applied stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages))
@@ -136,15 +138,15 @@ func waitSet(cs *ssa.ChangeSet) object.ObjMetadataSet {
 }
 
 // failStage marks the stage Failed and returns its StageFailed error.
-func (s *run) failStage(status *stagesetv1.StageStatus, err error) error {
+func (s *run) failStage(name string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		// Interrupted (a new revision, or shutdown): not the stage's fault.
-		s.setPhase(status, stagesetv1.StagePhasePending, "Interrupted: "+err.Error())
+		s.setPhase(name, stagesetv1.StagePhasePending, "Interrupted: "+err.Error())
 		return err
 	}
-	s.setPhase(status, stagesetv1.StagePhaseFailed, err.Error())
-	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, status.Name, false)
-	return stageFailed(stagesetv1.StageFailedReason, status.Name, err)
+	s.setPhase(name, stagesetv1.StagePhaseFailed, err.Error())
+	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, name, false)
+	return stageFailed(stagesetv1.StageFailedReason, name, err)
 }
 
 // teardownRemovedStages deletes, in reverse stage order, the objects of
@@ -237,8 +239,10 @@ func (s *run) stageIndex(name string) int {
 }
 
 // setPhase moves a stage to a phase; the transition time changes only when
-// the phase does.
-func (s *run) setPhase(status *stagesetv1.StageStatus, phase stagesetv1.StagePhase, message string) {
+// the phase does. It looks the stage up by name: a status patch re-decodes
+// the StageSet, so pointers into status.stages do not survive one.
+func (s *run) setPhase(name string, phase stagesetv1.StagePhase, message string) {
+	status := s.stageStatus(name)
 	if status.Phase != phase || status.LastTransitionTime == nil {
 		now := metav1.Now()
 		status.LastTransitionTime = &now
