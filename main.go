@@ -32,6 +32,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/controller"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
+	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/scheme"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
@@ -143,6 +144,8 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		Fetcher:                   &source.Fetcher{Logger: ctrl.Log.WithName("fetch")},
 		Builds:                    build.NewCache(1000),
 		Snapshots:                 &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		AllowedActionHosts:        opts.allowedActionHosts,
+		Migrations:                &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		EventRecorder:             eventRecorder,
 		Metrics:                   metrics.Default(),
 		StatusManager:             controller.StatusManager,

@@ -577,6 +577,16 @@ type StageStatus struct {
 	// Inventory lists the objects the stage applied.
 	// +optional
 	Inventory *ResourceInventory `json:"inventory,omitempty"`
+
+	// PreActionsRevision is the revision the stage's pre actions last ran
+	// for: they run once per revision, a restart does not repeat them.
+	// +optional
+	PreActionsRevision string `json:"preActionsRevision,omitempty"`
+
+	// PostActionsRevision is the revision the stage's post actions last ran
+	// for.
+	// +optional
+	PostActionsRevision string `json:"postActionsRevision,omitempty"`
 }
 
 // ResourceInventory lists applied objects, in the format of Flux

@@ -11,9 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
 // jobObject builds a Job as the controller would from the artifact, with no
@@ -35,27 +35,9 @@ func jobObject(t *testing.T, name string) *unstructured.Unstructured {
 	return u
 }
 
-// finishJob writes a Job's final status as the Job controller does, since
-// the bed runs no controllers.
+// finishJob completes or fails a Job as the Job controller would.
 func finishJob(ctx context.Context, ns, name string, succeed bool, message string) error {
-	job := &batchv1.Job{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job); err != nil {
-		return err
-	}
-	now := metav1.Now()
-	job.Status.StartTime = &now
-	cond := func(t batchv1.JobConditionType, reason string) batchv1.JobCondition {
-		return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: message, LastProbeTime: now, LastTransitionTime: now}
-	}
-	if succeed {
-		job.Status.Succeeded = 1
-		job.Status.CompletionTime = &now
-		job.Status.Conditions = []batchv1.JobCondition{cond(batchv1.JobSuccessCriteriaMet, "CompletionsReached"), cond(batchv1.JobComplete, "CompletionsReached")}
-	} else {
-		job.Status.Failed = 1
-		job.Status.Conditions = []batchv1.JobCondition{cond(batchv1.JobFailureTarget, "BackoffLimitExceeded"), cond(batchv1.JobFailed, "BackoffLimitExceeded")}
-	}
-	return env.Client.Status().Update(ctx, job)
+	return testenv.FinishJob(ctx, env.Client, ns, name, succeed, message)
 }
 
 func TestRunJobs_success(t *testing.T) {

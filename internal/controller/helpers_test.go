@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,3 +222,10 @@ func deletionOrder(t *testing.T, ns string) func() []string {
 		return append([]string(nil), deleted...)
 	}
 }
+
+func objectMeta(ns, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: ns, Name: name}
+}
+
+// replaceOnce replaces the first old in s.
+func replaceOnce(s, old, new string) string { return strings.Replace(s, old, new, 1) }

@@ -21,6 +21,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
+	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 )
@@ -56,8 +57,15 @@ type StageSetReconciler struct {
 	// for drift correction while a rollout is deferred or held.
 	Snapshots *snapshot.Store
 
+	// Migrations is the ledger of completed migrations, which survives the
+	// loss of the StageSet's status.
+	Migrations *migration.Ledger
+
 	// Clock returns the current time for update windows; time.Now when nil.
 	Clock func() time.Time
+
+	// AllowedActionHosts are the --allowed-action-hosts globs of HTTP actions.
+	AllowedActionHosts []string
 
 	// EventRecorder emits Kubernetes Events and, when configured, forwards
 	// them to notification-controller.

@@ -10,10 +10,12 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
 	"github.com/stageset/stageset-controller/internal/build"
+	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/source"
 )
 
@@ -56,13 +58,17 @@ type run struct {
 	deferredUntil time.Time
 	// previousPending is status.pendingUpdate as the run found it.
 	previousPending *stagesetv1.PendingUpdate
+	// kube is the StageSet's client (impersonated, or remote).
+	kube client.Client
 }
 
 // plannedStage is one stage of the run, built and ready to apply.
 type plannedStage struct {
 	spec     stagesetv1.Stage
 	revision string
-	objects  []*unstructured.Unstructured
+	// objects are applied; migrations run before them.
+	objects    []*unstructured.Unstructured
+	migrations []migration.Migration
 }
 
 func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *patch.SerialPatcher, tracked *inflightRun) *run {
@@ -92,11 +98,10 @@ func (s *run) execute(ctx context.Context) error {
 		return nil
 	}
 
-	kube, err := s.r.Clients.ClientFor(ctx, s.obj)
-	if err != nil {
+	if s.kube, err = s.r.Clients.ClientFor(ctx, s.obj); err != nil {
 		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
 	}
-	mgr := apply.NewManager(kube, ControllerName)
+	mgr := apply.NewManager(s.kube, ControllerName)
 
 	if s.heldAfterRollback() {
 		return s.hold(ctx, mgr)
@@ -127,7 +132,11 @@ func (s *run) execute(ctx context.Context) error {
 
 	for _, plan := range s.plans {
 		if err := s.applyStage(ctx, mgr, plan); err != nil {
-			if !s.steady && s.obj.Spec.RollbackOnFailure && !errors.Is(err, context.Canceled) {
+			if s.steady || errors.Is(err, context.Canceled) {
+				return err
+			}
+			s.runOnFailure(ctx, plan.spec)
+			if s.obj.Spec.RollbackOnFailure {
 				return s.rollback(ctx, mgr, plan.spec.Name, err)
 			}
 			return err
@@ -230,6 +239,10 @@ func (s *run) buildStages(ctx context.Context, resolved map[string]*source.Resol
 			}
 			s.r.Builds.Put(cacheKey, fingerprint, objects)
 		}
+		migrations, objects, err := migration.Split(objects)
+		if err != nil {
+			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+		}
 		for _, o := range objects {
 			id := objectID(o)
 			if other, taken := claims[id]; taken {
@@ -238,7 +251,7 @@ func (s *run) buildStages(ctx context.Context, resolved map[string]*source.Resol
 			}
 			claims[id] = stage.Name
 		}
-		plans = append(plans, plannedStage{spec: stage, revision: res.Artifact.Revision, objects: objects})
+		plans = append(plans, plannedStage{spec: stage, revision: res.Artifact.Revision, objects: objects, migrations: migrations})
 	}
 	return plans, nil
 }

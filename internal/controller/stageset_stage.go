@@ -37,6 +37,19 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		return nil
 	}
 
+	// Pending migrations, then pre actions: a failure of either leaves the
+	// stage's objects untouched.
+	if !s.steady {
+		if err := s.migrate(ctx, stage, plan); err != nil {
+			return err
+		}
+	}
+	if stage.Actions != nil && !s.steady {
+		if err := s.runActions(ctx, stage, "pre", stage.Actions.Pre, plan.revision, &s.stageStatus(stage.Name).PreActionsRevision); err != nil {
+			return s.failStage(stage.Name, err)
+		}
+	}
+
 	// status.stages is only touched through s.stageStatus(name): each patch
 	// below re-decodes the StageSet.
 	s.stageStatus(stage.Name).Revision = plan.revision
@@ -78,6 +91,12 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		Objects:          stage.IsWaitEnabled(),
 	}); err != nil {
 		return s.failStage(stage.Name, fmt.Errorf("health check: %w", err))
+	}
+	// Post actions, once per revision: the stage is Ready only after them.
+	if stage.Actions != nil && !s.steady {
+		if err := s.runActions(ctx, stage, "post", stage.Actions.Post, plan.revision, &s.stageStatus(stage.Name).PostActionsRevision); err != nil {
+			return s.failStage(stage.Name, err)
+		}
 	}
 
 	s.setPhase(stage.Name, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", len(newInventory.Entries), plan.revision))

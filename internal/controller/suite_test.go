@@ -18,6 +18,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/metrics"
+	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/testenv"
@@ -57,6 +58,8 @@ func setupReconciler(mgr ctrl.Manager) error {
 		Fetcher:                   &source.Fetcher{},
 		Builds:                    build.NewCache(1000),
 		Snapshots:                 &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		AllowedActionHosts:        []string{"127.0.0.1"},
+		Migrations:                &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		EventRecorder:             recorder,
 		Metrics:                   metrics.Default(),
 		StatusManager:             StatusManager,

@@ -1,0 +1,125 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+func patchAction(name, ns, target, patch string) stagesetv1.Action {
+	return stagesetv1.Action{Name: name, Patch: &stagesetv1.PatchAction{
+		Target: stagesetv1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Name: target, Namespace: ns},
+		Type:   "merge", Patch: patch,
+	}}
+}
+
+// hookServer counts the requests an HTTP action sends.
+func hookServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	hits := &atomic.Int64{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, hits
+}
+
+func TestPreAndPostActionsRunAroundTheStageOncePerRevision(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "maintenance"}, Data: map[string]string{"mode": "off"}})
+	srv, hits := hookServer(t)
+
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"a/cm.yaml": configMap("app"), "b/cm.yaml": configMap("b")})
+	st := stage("a", "./a")
+	st.Actions = &stagesetv1.StageActions{
+		Pre: []stagesetv1.Action{patchAction("maintenance-on", ns, "maintenance", `{"data":{"mode":"on","pre":"ran"}}`)},
+		Post: []stagesetv1.Action{
+			{Name: "until-released", Wait: &stagesetv1.WaitAction{
+				Target: &stagesetv1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Name: "maintenance", Namespace: ns},
+				Expr:   "has(self.data.released) && self.data.released == 'yes'",
+			}},
+			patchAction("maintenance-off", ns, "maintenance", `{"data":{"mode":"off"}}`),
+			{Name: "notify", HTTP: &stagesetv1.HTTPAction{URL: srv.URL, Method: "POST"}},
+		},
+	}
+	obj := newStageSet(ns, "app", src, st)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+
+	// The pre action ran before the stage applied; the post wait holds Ready.
+	maintenance := configMapObj(ns, "maintenance")
+	g.Eventually(func() map[string]string { get(g, maintenance); return maintenance.Data }, timeout, poll).
+		Should(HaveKeyWithValue("pre", "ran"))
+	g.Eventually(exists("v1", "ConfigMap", ns, "app"), timeout, poll).Should(BeTrue())
+	g.Consistently(readyReason(g, obj), "1500ms", poll).ShouldNot(Equal("True/Succeeded"), "post actions gate Ready")
+	g.Expect(maintenance.Data).To(HaveKeyWithValue("mode", "on"))
+
+	get(g, maintenance)
+	maintenance.Data["released"] = "yes"
+	g.Expect(env.Client.Update(ctx, maintenance)).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	get(g, maintenance)
+	g.Expect(maintenance.Data).To(HaveKeyWithValue("mode", "off"))
+	g.Expect(hits.Load()).To(Equal(int64(1)))
+	g.Expect(obj.Status.Stages[0].PreActionsRevision).To(Equal("rev-1"))
+	g.Expect(obj.Status.Stages[0].PostActionsRevision).To(Equal("rev-1"))
+
+	// A spec change re-runs the stage at the same revision: no second run of
+	// its actions.
+	get(g, obj)
+	obj.Spec.Stages = append(obj.Spec.Stages, stage("b", "./b"))
+	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	g.Expect(exists("v1", "ConfigMap", ns, "b")()).To(BeTrue())
+	g.Expect(hits.Load()).To(Equal(int64(1)))
+}
+
+func TestFailedPreActionLeavesTheStageUntouched(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("app")})
+	st := stage("a", "./")
+	st.Actions = &stagesetv1.StageActions{Pre: []stagesetv1.Action{patchAction("toggle", ns, "absent", `{"data":{"x":"y"}}`)}}
+	obj := newStageSet(ns, "app", src, st)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	eventuallyReason(t, g, obj, "False/StageFailed")
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(HavePrefix(`stage "a" failed: pre actions: patch action "toggle"`))
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
+}
+
+func TestOnFailureActionsRunAndAreReported(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	srv, hits := hookServer(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("gate", "state", "broken")})
+	st := gatedStage("a", "./")
+	st.Actions = &stagesetv1.StageActions{OnFailure: []stagesetv1.Action{
+		{Name: "page", HTTP: &stagesetv1.HTTPAction{URL: srv.URL}},
+		{Name: "refused", HTTP: &stagesetv1.HTTPAction{URL: "http://169.254.169.254/latest"}},
+	}}
+	obj := newStageSet(ns, "app", src, st)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	eventuallyReason(t, g, obj, "False/StageFailed")
+
+	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "app", stagesetv1.OnFailureActionReason) }, timeout, poll).Should(HaveLen(2))
+	evs := eventsWithReason(ns, "app", stagesetv1.OnFailureActionReason)
+	g.Expect(evs[0].Message).To(Equal(`onFailure action "page" (http) of stage "a" succeeded`))
+	g.Expect(evs[1].Message).To(ContainSubstring(`onFailure action "refused" (http) of stage "a" failed:`))
+	g.Expect(evs[1].Severity).To(Equal(eventv1.EventSeverityError))
+	g.Expect(hits.Load()).To(Equal(int64(1)))
+}

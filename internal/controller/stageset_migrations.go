@@ -1,0 +1,98 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/apply"
+	"github.com/stageset/stageset-controller/internal/migration"
+)
+
+// MigrationChangedReason is the Warning event for a recorded migration whose
+// Job changed since it ran: the change is reported, never executed (SPEC §6).
+const MigrationChangedReason = "MigrationChanged"
+
+// migrate runs the stage's pending migrations before anything of the stage
+// changes (SPEC §6): in version order, one at a time, each to completion
+// within the stage budget, through the StageSet's identity. A completed
+// version is recorded in the ledger Secret and in status.migrations and never
+// runs again; a restarted controller finds the Job by its deterministic name
+// and waits on it instead of starting another.
+func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedStage) error {
+	if len(plan.migrations) == 0 {
+		return nil
+	}
+	done, err := s.r.Migrations.Load(ctx, s.obj)
+	if err != nil {
+		return s.migrationFailed(stage.Name, "", fmt.Errorf("reading the migration ledger: %w", err))
+	}
+	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
+	for _, m := range plan.migrations {
+		if rec, ok := done[migration.Key(stage.Name, m.Version)]; ok {
+			if rec.JobSpecHash != migration.SpecHash(m.Job) {
+				s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(plan.revision), corev1.EventTypeWarning, MigrationChangedReason, "Reconcile",
+					"Migration %q of stage %q changed since it completed; it is not run again", m.Version, stage.Name)
+			}
+			continue
+		}
+
+		job := s.migrationJob(stage, owner, m)
+		s.setPhase(stage.Name, stagesetv1.StagePhaseMigrating, fmt.Sprintf("Running migration %q (Job %s)", m.Version, job.GetName()))
+		if err := s.patchProgress(ctx, "Migrating stage %q: version %q", stage.Name, m.Version); err != nil {
+			return err
+		}
+		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(plan.revision), corev1.EventTypeNormal,
+			stagesetv1.MigrationStartedReason, "Reconcile", "Migration %q of stage %q started (Job %s/%s)", m.Version, stage.Name, job.GetNamespace(), job.GetName())
+		if err := s.actionRunner().RunJobs(ctx, []*unstructured.Unstructured{job}, s.obj.GetStageTimeout(stage)); err != nil {
+			return s.migrationFailed(stage.Name, m.Version, err)
+		}
+
+		rec := migration.Record{Stage: stage.Name, Version: m.Version, Job: job.GetName(), CompletedAt: time.Now().UTC(), JobSpecHash: migration.SpecHash(m.Job)}
+		if err := s.r.Migrations.Record(ctx, s.obj, rec); err != nil {
+			return s.migrationFailed(stage.Name, m.Version, fmt.Errorf("recording it in the ledger: %w", err))
+		}
+		s.obj.Status.Migrations = append(s.obj.Status.Migrations, rec.Status())
+		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(plan.revision), corev1.EventTypeNormal,
+			stagesetv1.MigrationCompletedReason, "Reconcile", "Migration %q of stage %q completed", m.Version, stage.Name)
+	}
+	return nil
+}
+
+// migrationJob is the Job that runs a migration: the built Job under its
+// deterministic name, in the stage's namespace, with the ownership labels
+// and its stageset.io/migration annotation.
+func (s *run) migrationJob(stage stagesetv1.Stage, owner apply.Owner, m migration.Migration) *unstructured.Unstructured {
+	job := m.Job.DeepCopy()
+	job.SetName(migration.JobName(s.obj.Name, stage.Name, m.Version))
+	if job.GetNamespace() == "" {
+		ns := s.obj.GetStageTargetNamespace(stage)
+		if ns == "" {
+			ns = s.obj.Namespace
+		}
+		job.SetNamespace(ns)
+	}
+	labels := job.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, owner.Labels())
+	job.SetLabels(labels)
+	return job
+}
+
+// migrationFailed marks the stage Failed and returns the MigrationFailed
+// error; the failed Job is kept for diagnosis.
+func (s *run) migrationFailed(stage, version string, err error) error {
+	err = fmt.Errorf("migration %q of stage %q failed: %w", version, stage, err)
+	s.setPhase(stage, stagesetv1.StagePhaseFailed, err.Error())
+	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage, false)
+	s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(s.revision), corev1.EventTypeWarning,
+		stagesetv1.MigrationFailedReason, "Reconcile", "%s", err.Error())
+	return &runError{reason: stagesetv1.MigrationFailedReason, stage: stage, err: err}
+}

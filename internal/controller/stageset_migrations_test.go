@@ -1,0 +1,132 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/testenv"
+)
+
+func migrationJob(version string) string {
+	return fmt.Sprintf(`apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  annotations: {stageset.io/migration: %q}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: "migrate:%s"}]
+`, version, version)
+}
+
+func jobExists(ns, name string) func() bool {
+	return func() bool {
+		return env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &batchv1.Job{}) == nil
+	}
+}
+
+func TestMigrationsRunInOrderBeforeTheStageAndNeverAgain(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	// Two migration Jobs (their names in the artifact do not matter: each
+	// runs under its own deterministic name).
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"db/m10.yaml": migrationJob("10"),
+		"db/m2.yaml":  replaceOnce(migrationJob("2"), "name: migrate", "name: migrate-two"),
+		"db/app.yaml": configMap("app", "v", "1"),
+	})
+	obj := newStageSet(ns, "shop", src, stage("db", "./db"))
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+
+	// Version 2 runs first (natural order), alone, before the stage applies.
+	g.Eventually(jobExists(ns, "shop-db-m-2"), timeout, poll).Should(BeTrue())
+	g.Eventually(func() stagesetv1.StagePhase { get(g, obj); return obj.Status.Stages[0].Phase }, timeout, poll).Should(Equal(stagesetv1.StagePhaseMigrating))
+	g.Consistently(jobExists(ns, "shop-db-m-10"), "1s", poll).Should(BeFalse())
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-2", true, "")).To(Succeed())
+
+	g.Eventually(jobExists(ns, "shop-db-m-10"), timeout, poll).Should(BeTrue())
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
+	job := &batchv1.Job{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-db-m-10"}, job)).To(Succeed())
+	g.Expect(job.Annotations).To(HaveKeyWithValue(stagesetv1.MigrationAnnotation, "10"))
+	g.Expect(job.Labels).To(HaveKeyWithValue(stagesetv1.StageLabel, "db"))
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-10", true, "")).To(Succeed())
+
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeTrue())
+	g.Expect(obj.Status.Migrations).To(HaveLen(2))
+	g.Expect(obj.Status.Migrations[0].Version).To(Equal("2"))
+	g.Expect(obj.Status.Migrations[1].Version).To(Equal("10"))
+	for _, reason := range []string{stagesetv1.MigrationStartedReason, stagesetv1.MigrationCompletedReason} {
+		g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "shop", reason) }, timeout, poll).Should(HaveLen(2), reason)
+	}
+
+	// Status lost, Jobs gone, new revision: the ledger keeps them from
+	// running again.
+	for _, name := range []string{"shop-db-m-2", "shop-db-m-10"} {
+		// Background: the default for Jobs orphans pods through a finalizer
+		// that only the garbage collector (not running here) removes.
+		g.Expect(env.Client.Delete(ctx, &batchv1.Job{ObjectMeta: objectMeta(ns, name)}, client.PropagationPolicy(metav1.DeletePropagationBackground))).To(Succeed())
+		g.Eventually(jobExists(ns, name), timeout, poll).Should(BeFalse())
+	}
+	get(g, obj)
+	obj.Status.Migrations = nil
+	g.Expect(env.Client.Status().Update(ctx, obj)).To(Succeed())
+	src.publish("rev-2", files{
+		"db/m10.yaml": migrationJob("10"),
+		"db/m2.yaml":  replaceOnce(migrationJob("2"), "name: migrate", "name: migrate-two"),
+		"db/app.yaml": configMap("app", "v", "2"),
+	})
+	g.Eventually(func() string { get(g, obj); return obj.Status.LastAppliedRevision }, timeout, poll).Should(Equal("rev-2"))
+	g.Expect(jobExists(ns, "shop-db-m-2")()).To(BeFalse())
+	g.Expect(jobExists(ns, "shop-db-m-10")()).To(BeFalse())
+
+	// A completed migration whose Job changed is reported, not run.
+	src.publish("rev-3", files{
+		"db/m10.yaml": replaceOnce(migrationJob("10"), `image: "migrate:10"`, `image: "migrate:10-fixed"`),
+		"db/m2.yaml":  replaceOnce(migrationJob("2"), "name: migrate", "name: migrate-two"),
+		"db/app.yaml": configMap("app", "v", "3"),
+	})
+	g.Eventually(func() string { get(g, obj); return obj.Status.LastAppliedRevision }, timeout, poll).Should(Equal("rev-3"))
+	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "shop", MigrationChangedReason) }, timeout, poll).Should(HaveLen(1))
+	g.Expect(eventsWithReason(ns, "shop", MigrationChangedReason)[0].Message).To(ContainSubstring(`Migration "10" of stage "db" changed`))
+	g.Expect(jobExists(ns, "shop-db-m-10")()).To(BeFalse())
+}
+
+func TestFailedMigrationHaltsTheStage(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	srv, hits := hookServer(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app")})
+	st := stage("db", "./db")
+	st.Actions = &stagesetv1.StageActions{OnFailure: []stagesetv1.Action{{Name: "page", HTTP: &stagesetv1.HTTPAction{URL: srv.URL}}}}
+	obj := newStageSet(ns, "shop", src, st)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+
+	g.Eventually(jobExists(ns, "shop-db-m-1"), timeout, poll).Should(BeTrue())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-1", false, "schema is locked")).To(Succeed())
+	eventuallyReason(t, g, obj, "False/MigrationFailed")
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
+		HavePrefix(`migration "1" of stage "db" failed: `), ContainSubstring("schema is locked")))
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse(), "the stage's objects are not applied")
+	g.Expect(jobExists(ns, "shop-db-m-1")()).To(BeTrue(), "the failed Job is kept")
+	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "shop", stagesetv1.MigrationFailedReason) }, timeout, poll).ShouldNot(BeEmpty())
+	g.Eventually(hits.Load, timeout, poll).Should(Equal(int64(1)), "onFailure actions run")
+}
