@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
 func patchAction(name, ns, target, patch string) stagesetv1.Action {
@@ -122,4 +124,44 @@ func TestOnFailureActionsRunAndAreReported(t *testing.T) {
 	g.Expect(evs[1].Message).To(ContainSubstring(`onFailure action "refused" (http) of stage "a" failed:`))
 	g.Expect(evs[1].Severity).To(Equal(eventv1.EventSeverityError))
 	g.Expect(hits.Load()).To(Equal(int64(1)))
+}
+
+func TestJobActionRunsTheJobsOfItsPathPerRevision(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	smoke := strings.Replace(migrationJob("x"), "  annotations: {stageset.io/migration: \"x\"}\n", "", 1)
+	smoke = strings.Replace(smoke, "name: migrate", "name: smoke", 1)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"app/cm.yaml": configMap("app"), "jobs/smoke.yaml": smoke})
+	st := stage("app", "./app")
+	st.Actions = &stagesetv1.StageActions{Post: []stagesetv1.Action{{Name: "smoke", Job: &stagesetv1.JobAction{Path: "./jobs"}}}}
+	obj := newStageSet(ns, "shop", src, st)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+
+	first := perRevisionName("smoke", "rev-1")
+	g.Eventually(jobExists(ns, first), timeout, poll).Should(BeTrue())
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeTrue(), "post actions run after the stage")
+	g.Consistently(readyReason(g, obj), "1s", poll).ShouldNot(Equal("True/Succeeded"))
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, first, true, "")).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	src.publish("rev-2", files{"app/cm.yaml": configMap("app", "v", "2"), "jobs/smoke.yaml": smoke})
+	second := perRevisionName("smoke", "rev-2")
+	g.Expect(second).NotTo(Equal(first))
+	g.Eventually(jobExists(ns, second), timeout, poll).Should(BeTrue())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, second, true, "")).To(Succeed())
+	g.Eventually(func() string { get(g, obj); return obj.Status.LastAppliedRevision }, timeout, poll).Should(Equal("rev-2"))
+}
+
+func TestPerRevisionJobNamesFitKubernetes(t *testing.T) {
+	long := strings.Repeat("a", 70)
+	for _, name := range []string{perRevisionName("smoke", "rev-1"), perRevisionName(long, "rev-1")} {
+		if len(name) > 63 || strings.HasSuffix(name, "-") {
+			t.Errorf("invalid Job name %q", name)
+		}
+	}
+	if perRevisionName(long, "rev-1") == perRevisionName(long, "rev-2") {
+		t.Error("revisions share a Job name")
+	}
 }

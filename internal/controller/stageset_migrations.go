@@ -7,7 +7,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
@@ -24,7 +26,7 @@ const MigrationChangedReason = "MigrationChanged"
 // version is recorded in the ledger Secret and in status.migrations and never
 // runs again; a restarted controller finds the Job by its deterministic name
 // and waits on it instead of starting another.
-func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedStage) error {
+func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedStage, ranNow map[string]bool) error {
 	if len(plan.migrations) == 0 {
 		return nil
 	}
@@ -58,10 +60,33 @@ func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedS
 			return s.migrationFailed(stage.Name, m.Version, fmt.Errorf("recording it in the ledger: %w", err))
 		}
 		s.obj.Status.Migrations = append(s.obj.Status.Migrations, rec.Status())
+		ranNow[m.Version] = true
 		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(plan.revision), corev1.EventTypeNormal,
 			stagesetv1.MigrationCompletedReason, "Reconcile", "Migration %q of stage %q completed", m.Version, stage.Name)
 	}
 	return nil
+}
+
+// cleanupMigrationJobs deletes the Jobs of migrations that completed before
+// this rollout of the stage: a completed Job stays (its logs readable) until
+// the stage's next successful rollout; the ledger keeps the record. Best
+// effort: a Job that cannot be deleted is tried again next time.
+func (s *run) cleanupMigrationJobs(ctx context.Context, stage stagesetv1.Stage, ranNow map[string]bool) {
+	done, err := s.r.Migrations.Load(ctx, s.obj)
+	if err != nil {
+		return
+	}
+	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
+	for _, rec := range done {
+		if rec.Stage != stage.Name || ranNow[rec.Version] {
+			continue
+		}
+		job := s.migrationJob(stage, owner, migration.Migration{Version: rec.Version, Job: &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "batch/v1", "kind": "Job",
+		}}})
+		job.SetName(rec.Job)
+		_ = s.kube.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	}
 }
 
 // migrationJob is the Job that runs a migration: the built Job under its

@@ -10,7 +10,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -76,14 +75,12 @@ func TestMigrationsRunInOrderBeforeTheStageAndNeverAgain(t *testing.T) {
 		g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "shop", reason) }, timeout, poll).Should(HaveLen(2), reason)
 	}
 
-	// Status lost, Jobs gone, new revision: the ledger keeps them from
-	// running again.
-	for _, name := range []string{"shop-db-m-2", "shop-db-m-10"} {
-		// Background: the default for Jobs orphans pods through a finalizer
-		// that only the garbage collector (not running here) removes.
-		g.Expect(env.Client.Delete(ctx, &batchv1.Job{ObjectMeta: objectMeta(ns, name)}, client.PropagationPolicy(metav1.DeletePropagationBackground))).To(Succeed())
-		g.Eventually(jobExists(ns, name), timeout, poll).Should(BeFalse())
-	}
+	// The completed Jobs stay until the stage's next successful rollout.
+	g.Expect(jobExists(ns, "shop-db-m-2")()).To(BeTrue())
+
+	// Status lost, new revision: the ledger keeps the migrations from
+	// running again (a re-created Job would never complete here, and the
+	// revision would never be applied), and the old Jobs are deleted.
 	get(g, obj)
 	obj.Status.Migrations = nil
 	g.Expect(env.Client.Status().Update(ctx, obj)).To(Succeed())
@@ -129,4 +126,27 @@ func TestFailedMigrationHaltsTheStage(t *testing.T) {
 	g.Expect(jobExists(ns, "shop-db-m-1")()).To(BeTrue(), "the failed Job is kept")
 	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "shop", stagesetv1.MigrationFailedReason) }, timeout, poll).ShouldNot(BeEmpty())
 	g.Eventually(hits.Load, timeout, poll).Should(Equal(int64(1)), "onFailure actions run")
+}
+
+func TestFailedMigrationRollsBack(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"db/app.yaml": configMap("app", "v", "1")})
+	obj := newStageSet(ns, "shop", src, stage("db", "./db"))
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.RollbackOnFailure = true
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	src.publish("rev-2", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app", "v", "2")})
+	g.Eventually(jobExists(ns, "shop-db-m-1"), timeout, poll).Should(BeTrue())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-1", false, "schema is locked")).To(Succeed())
+	eventuallyReason(t, g, obj, "False/RolledBack")
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
+		ContainSubstring(`rollout of revision rev-2 failed at stage "db"`), ContainSubstring("schema is locked"),
+		ContainSubstring("rolled back to revision rev-1")))
+	app := configMapObj(ns, "app")
+	get(g, app)
+	g.Expect(app.Data).To(HaveKeyWithValue("v", "1"))
 }

@@ -69,6 +69,8 @@ type plannedStage struct {
 	// objects are applied; migrations run before them.
 	objects    []*unstructured.Unstructured
 	migrations []migration.Migration
+	// actionJobs are the Jobs of job actions, keyed by actionKey.
+	actionJobs map[string][]*unstructured.Unstructured
 }
 
 func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *patch.SerialPatcher, tracked *inflightRun) *run {
@@ -135,7 +137,7 @@ func (s *run) execute(ctx context.Context) error {
 			if s.steady || errors.Is(err, context.Canceled) {
 				return err
 			}
-			s.runOnFailure(ctx, plan.spec)
+			s.runOnFailure(ctx, plan)
 			if s.obj.Spec.RollbackOnFailure {
 				return s.rollback(ctx, mgr, plan.spec.Name, err)
 			}
@@ -243,6 +245,17 @@ func (s *run) buildStages(ctx context.Context, resolved map[string]*source.Resol
 		if err != nil {
 			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 		}
+		// Job actions run only in rollouts, so steady runs skip their build.
+		var actionJobs map[string][]*unstructured.Unstructured
+		if !s.steady && hasJobActions(stage) {
+			root, err := cache.Get(ctx, res.Artifact)
+			if err != nil {
+				return nil, failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+			}
+			if actionJobs, err = buildActionJobs(root, input.TargetNamespace, res.Artifact.Revision, stage); err != nil {
+				return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+			}
+		}
 		for _, o := range objects {
 			id := objectID(o)
 			if other, taken := claims[id]; taken {
@@ -251,7 +264,7 @@ func (s *run) buildStages(ctx context.Context, resolved map[string]*source.Resol
 			}
 			claims[id] = stage.Name
 		}
-		plans = append(plans, plannedStage{spec: stage, revision: res.Artifact.Revision, objects: objects, migrations: migrations})
+		plans = append(plans, plannedStage{spec: stage, revision: res.Artifact.Revision, objects: objects, migrations: migrations, actionJobs: actionJobs})
 	}
 	return plans, nil
 }
@@ -279,4 +292,18 @@ func equalRevisions(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+func hasJobActions(stage stagesetv1.Stage) bool {
+	if stage.Actions == nil {
+		return false
+	}
+	for _, group := range [][]stagesetv1.Action{stage.Actions.Pre, stage.Actions.Post, stage.Actions.OnFailure} {
+		for _, a := range group {
+			if a.Job != nil {
+				return true
+			}
+		}
+	}
+	return false
 }

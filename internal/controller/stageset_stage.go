@@ -39,13 +39,14 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 
 	// Pending migrations, then pre actions: a failure of either leaves the
 	// stage's objects untouched.
+	ranNow := map[string]bool{}
 	if !s.steady {
-		if err := s.migrate(ctx, stage, plan); err != nil {
+		if err := s.migrate(ctx, stage, plan, ranNow); err != nil {
 			return err
 		}
 	}
 	if stage.Actions != nil && !s.steady {
-		if err := s.runActions(ctx, stage, "pre", stage.Actions.Pre, plan.revision, &s.stageStatus(stage.Name).PreActionsRevision); err != nil {
+		if err := s.runActions(ctx, plan, "pre", stage.Actions.Pre, &s.stageStatus(stage.Name).PreActionsRevision); err != nil {
 			return s.failStage(stage.Name, err)
 		}
 	}
@@ -94,11 +95,14 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	}
 	// Post actions, once per revision: the stage is Ready only after them.
 	if stage.Actions != nil && !s.steady {
-		if err := s.runActions(ctx, stage, "post", stage.Actions.Post, plan.revision, &s.stageStatus(stage.Name).PostActionsRevision); err != nil {
+		if err := s.runActions(ctx, plan, "post", stage.Actions.Post, &s.stageStatus(stage.Name).PostActionsRevision); err != nil {
 			return s.failStage(stage.Name, err)
 		}
 	}
 
+	if !s.steady {
+		s.cleanupMigrationJobs(ctx, stage, ranNow)
+	}
 	s.setPhase(stage.Name, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", len(newInventory.Entries), plan.revision))
 	s.r.Metrics.RecordStageApplied(s.obj.Namespace, s.obj.Name, stage.Name)
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage.Name, true)
