@@ -229,3 +229,28 @@ func objectMeta(ns, name string) metav1.ObjectMeta {
 
 // replaceOnce replaces the first old in s.
 func replaceOnce(s, old, new string) string { return strings.Replace(s, old, new, 1) }
+
+// requestReconcile stamps a new requestedAt token and waits until a run
+// handled it.
+func requestReconcile(g Gomega, obj *stagesetv1.StageSet, token string) {
+	get(g, obj)
+	if obj.Annotations == nil {
+		obj.Annotations = map[string]string{}
+	}
+	obj.Annotations[meta.ReconcileRequestAnnotation] = token
+	g.Expect(env.Client.Update(context.Background(), obj)).To(Succeed())
+	g.Eventually(func() string { get(g, obj); return obj.Status.LastHandledReconcileAt }, timeout, poll).Should(Equal(token))
+}
+
+// readyStageSet creates a GitRepository serving content at rev-1 and a
+// StageSet "app" over it with the stages, targeting ns, and waits until it is
+// Ready.
+func readyStageSet(t *testing.T, g Gomega, ns string, content files, stages ...stagesetv1.Stage) (*repo, *stagesetv1.StageSet) {
+	t.Helper()
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", content)
+	obj := newStageSet(ns, "app", src, stages...)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	return src, obj
+}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
-	"github.com/fluxcd/pkg/apis/meta"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,18 +16,6 @@ import (
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
-
-// requestReconcile stamps a new requestedAt token and waits until a run
-// handled it.
-func requestReconcile(g Gomega, obj *stagesetv1.StageSet, token string) {
-	get(g, obj)
-	if obj.Annotations == nil {
-		obj.Annotations = map[string]string{}
-	}
-	obj.Annotations[meta.ReconcileRequestAnnotation] = token
-	g.Expect(env.Client.Update(context.Background(), obj)).To(Succeed())
-	g.Eventually(func() string { get(g, obj); return obj.Status.LastHandledReconcileAt }, timeout, poll).Should(Equal(token))
-}
 
 func eventsWithReason(ns, name, reason string) []eventv1.Event {
 	var out []eventv1.Event

@@ -25,11 +25,7 @@ func TestEventsReachNotificationControllerOncePerChange(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("cm")})
-	obj := newStageSet(ns, "app", src, stage("a", "./"))
-	obj.Spec.TargetNamespace = ns
-	create(t, obj)
-	eventuallyReason(t, g, obj, "True/Succeeded")
+	src, obj := readyStageSet(t, g, ns, files{"cm.yaml": configMap("cm")}, stage("a", "./"))
 
 	g.Eventually(func() []string { return reasons(notifications.For(ns, "app")) }, timeout, poll).
 		Should(Equal([]string{"info/Succeeded"}))
@@ -40,10 +36,7 @@ func TestEventsReachNotificationControllerOncePerChange(t *testing.T) {
 	g.Expect(ev.ReportingController).To(Equal(ControllerName))
 
 	// A steady-state run (requested) emits nothing.
-	get(g, obj)
-	obj.Annotations = map[string]string{"reconcile.fluxcd.io/requestedAt": "again"}
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
-	g.Eventually(func() string { get(g, obj); return obj.Status.LastHandledReconcileAt }, timeout, poll).Should(Equal("again"))
+	requestReconcile(g, obj, "again")
 	g.Consistently(func() int { return len(notifications.For(ns, "app")) }, "1s", poll).Should(Equal(1))
 
 	// A failing revision: one Warning StageFailed event.

@@ -4,21 +4,14 @@ import (
 	"context"
 	"testing"
 
-	"github.com/fluxcd/pkg/apis/meta"
 	. "github.com/onsi/gomega"
-
-	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
 
 func TestSuspendStopsReconcilingAndResumeContinues(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("one")})
-	obj := newStageSet(ns, "app", src, stage("a", "./"))
-	obj.Spec.TargetNamespace = ns
-	create(t, obj)
-	eventuallyReason(t, g, obj, "True/Succeeded")
+	src, obj := readyStageSet(t, g, ns, files{"cm.yaml": configMap("one")}, stage("a", "./"))
 
 	get(g, obj)
 	obj.Spec.Suspend = true
@@ -41,20 +34,13 @@ func TestRequestedAtTriggersARunAndIsRecorded(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("cm")})
-	obj := newStageSet(ns, "app", src, stage("a", "./"))
-	obj.Spec.TargetNamespace = ns
-	create(t, obj)
-	eventuallyReason(t, g, obj, "True/Succeeded")
+	_, obj := readyStageSet(t, g, ns, files{"cm.yaml": configMap("cm")}, stage("a", "./"))
 
 	// Drift: delete an applied object. Only a run brings it back, and with a
 	// one-hour interval only the request triggers one.
 	g.Expect(env.Client.Delete(ctx, configMapObj(ns, "cm"))).To(Succeed())
 	g.Consistently(exists("v1", "ConfigMap", ns, "cm"), "1s", poll).Should(BeFalse())
 
-	get(g, obj)
-	obj.Annotations = map[string]string{meta.ReconcileRequestAnnotation: "token-1"}
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
-	g.Eventually(func() string { get(g, obj); return obj.Status.LastHandledReconcileAt }, timeout, poll).Should(Equal("token-1"))
+	requestReconcile(g, obj, "token-1")
 	g.Eventually(exists("v1", "ConfigMap", ns, "cm"), timeout, poll).Should(BeTrue())
 }
