@@ -60,7 +60,7 @@ func (m *Manager) Apply(ctx context.Context, owner Owner, objects []*unstructure
 	if err != nil {
 		return nil, err
 	}
-	owner.setLabels(objects)
+	owner.SetLabels(objects...)
 
 	if err := m.validate(ctx, objects, ssaOpts); err != nil {
 		return nil, err

@@ -54,7 +54,7 @@ func (m *Manager) Diff(ctx context.Context, owner Owner, objects []*unstructured
 	for i, obj := range objects {
 		stage[i] = obj.DeepCopy()
 	}
-	owner.setLabels(stage)
+	owner.SetLabels(stage...)
 	sort.Sort(ssa.SortableUnstructureds(stage))
 	defs := definitionsOf(stage)
 

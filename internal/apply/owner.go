@@ -25,9 +25,9 @@ func (o Owner) Labels() map[string]string {
 	}
 }
 
-// setLabels adds the ownership labels to every object, keeping its other
+// SetLabels adds the ownership labels to every object, keeping its other
 // labels.
-func (o Owner) setLabels(objects []*unstructured.Unstructured) {
+func (o Owner) SetLabels(objects ...*unstructured.Unstructured) {
 	for _, obj := range objects {
 		labels := obj.GetLabels()
 		if labels == nil {

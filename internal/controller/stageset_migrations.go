@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -102,12 +101,7 @@ func (s *run) migrationJob(stage stagesetv1.Stage, owner apply.Owner, m migratio
 		}
 		job.SetNamespace(ns)
 	}
-	labels := job.GetLabels()
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	maps.Copy(labels, owner.Labels())
-	job.SetLabels(labels)
+	owner.SetLabels(job)
 	return job
 }
 

@@ -34,7 +34,7 @@ func (s *run) saveSnapshot(ctx context.Context) {
 // what the failed run added, wait for health. Without a snapshot (the first
 // rollout failed) the failure stands as it is.
 func (s *run) rollback(ctx context.Context, mgr *apply.Manager, failedStage string, cause error) error {
-	snap, err := s.r.Snapshots.Load(ctx, s.obj)
+	snap, err := s.lastSnapshot(ctx)
 	if err != nil {
 		return failed(stagesetv1.RollbackFailedReason, fmt.Errorf("%s; rollback impossible: reading the snapshot: %w", cause, err))
 	}
@@ -122,7 +122,7 @@ func (s *run) reassertSnapshot(ctx context.Context, mgr *apply.Manager) error {
 	if mode == stagesetv1.DriftDetectionDisabled {
 		return nil
 	}
-	snap, err := s.r.Snapshots.Load(ctx, s.obj)
+	snap, err := s.lastSnapshot(ctx)
 	if err != nil || snap == nil {
 		return err
 	}
@@ -144,6 +144,17 @@ func (s *run) reassertSnapshot(ctx context.Context, mgr *apply.Manager) error {
 		}
 	}
 	return nil
+}
+
+// lastSnapshot loads the last good snapshot once per run: the gate, the
+// drift correction of a deferred or held run and the rollback all read it,
+// and it only changes when a run succeeds.
+func (s *run) lastSnapshot(ctx context.Context) (*snapshot.Snapshot, error) {
+	if !s.snapshotLoaded {
+		s.snapshot, s.snapshotErr = s.r.Snapshots.Load(ctx, s.obj)
+		s.snapshotLoaded = true
+	}
+	return s.snapshot, s.snapshotErr
 }
 
 // stageCause is the message of a stage failure without its "stage ... failed:"

@@ -16,6 +16,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/apply"
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/migration"
+	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 )
 
@@ -60,6 +61,11 @@ type run struct {
 	previousPending *stagesetv1.PendingUpdate
 	// kube is the StageSet's client (impersonated, or remote).
 	kube client.Client
+
+	// snapshot is the last good snapshot, loaded once (lastSnapshot).
+	snapshot       *snapshot.Snapshot
+	snapshotErr    error
+	snapshotLoaded bool
 }
 
 // plannedStage is one stage of the run, built and ready to apply.

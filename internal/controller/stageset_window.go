@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,7 +90,7 @@ func (s *run) changesWhatIsApplied(ctx context.Context) (bool, error) {
 	if s.newRevisions {
 		return true, nil
 	}
-	snap, err := s.r.Snapshots.Load(ctx, s.obj)
+	snap, err := s.lastSnapshot(ctx)
 	if err != nil || snap == nil || len(snap.Stages) != len(s.plans) {
 		// Without a readable snapshot, treat the run as a change.
 		return true, nil
@@ -117,12 +116,7 @@ func sameObjects(owner apply.Owner, built, applied []*unstructured.Unstructured)
 	}
 	for i := range built {
 		b := built[i].DeepCopy()
-		labels := b.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		maps.Copy(labels, owner.Labels())
-		b.SetLabels(labels)
+		owner.SetLabels(b)
 		x, err := json.Marshal(b.Object)
 		if err != nil {
 			return false, err
