@@ -145,6 +145,12 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if errors.Is(context.Cause(runCtx), errSuperseded) {
 		return r.restartRun(ctx, run)
 	}
+	if ctx.Err() != nil {
+		// The controller is stopping: the run was interrupted, not failed.
+		// Nothing is reported; the next controller takes the StageSet up
+		// where the cluster is (a running migration Job is waited on again).
+		return ctrl.Result{}, nil
+	}
 	return r.finishRun(ctx, run, before, err)
 }
 

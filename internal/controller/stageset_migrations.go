@@ -31,7 +31,7 @@ func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedS
 	}
 	done, err := s.r.Migrations.Load(ctx, s.obj)
 	if err != nil {
-		return s.migrationFailed(stage.Name, "", fmt.Errorf("reading the migration ledger: %w", err))
+		return s.migrationFailed(ctx, stage.Name, "", fmt.Errorf("reading the migration ledger: %w", err))
 	}
 	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
 	for _, m := range plan.migrations {
@@ -51,12 +51,12 @@ func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedS
 		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(plan.revision), corev1.EventTypeNormal,
 			stagesetv1.MigrationStartedReason, "Reconcile", "Migration %q of stage %q started (Job %s/%s)", m.Version, stage.Name, job.GetNamespace(), job.GetName())
 		if err := s.actionRunner().RunJobs(ctx, []*unstructured.Unstructured{job}, s.obj.GetStageTimeout(stage)); err != nil {
-			return s.migrationFailed(stage.Name, m.Version, err)
+			return s.migrationFailed(ctx, stage.Name, m.Version, err)
 		}
 
 		rec := migration.Record{Stage: stage.Name, Version: m.Version, Job: job.GetName(), CompletedAt: time.Now().UTC(), JobSpecHash: migration.SpecHash(m.Job)}
 		if err := s.r.Migrations.Record(ctx, s.obj, rec); err != nil {
-			return s.migrationFailed(stage.Name, m.Version, fmt.Errorf("recording it in the ledger: %w", err))
+			return s.migrationFailed(ctx, stage.Name, m.Version, fmt.Errorf("recording it in the ledger: %w", err))
 		}
 		s.obj.Status.Migrations = append(s.obj.Status.Migrations, rec.Status())
 		ranNow[m.Version] = true
@@ -106,8 +106,12 @@ func (s *run) migrationJob(stage stagesetv1.Stage, owner apply.Owner, m migratio
 }
 
 // migrationFailed marks the stage Failed and returns the MigrationFailed
-// error; the failed Job is kept for diagnosis.
-func (s *run) migrationFailed(stage, version string, err error) error {
+// error; the failed Job is kept for diagnosis. An interrupted wait is no
+// failure: the Job runs on, and the next run waits on it again.
+func (s *run) migrationFailed(ctx context.Context, stage, version string, err error) error {
+	if interrupted(ctx) {
+		return s.interruptStage(stage, fmt.Errorf("migration %q: %w", version, err))
+	}
 	err = fmt.Errorf("migration %q of stage %q failed: %w", version, stage, err)
 	s.setPhase(stage, stagesetv1.StagePhaseFailed, err.Error())
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage, false)

@@ -150,3 +150,35 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 	get(g, app)
 	g.Expect(app.Data).To(HaveKeyWithValue("v", "1"))
 }
+
+// A new revision arriving while a migration runs interrupts the wait, not
+// the migration: no failure is reported or acted upon, and the run of the
+// new revision waits on the same Job.
+func TestNewRevisionDuringAMigrationWaitsOnTheSameJob(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	srv, hits := hookServer(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app", "v", "1")})
+	st := stage("db", "./db")
+	st.Actions = &stagesetv1.StageActions{OnFailure: []stagesetv1.Action{{Name: "page", HTTP: &stagesetv1.HTTPAction{URL: srv.URL}}}}
+	obj := newStageSet(ns, "shop", src, st)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+
+	g.Eventually(jobExists(ns, "shop-db-m-1"), timeout, poll).Should(BeTrue())
+	job := &batchv1.Job{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-db-m-1"}, job)).To(Succeed())
+	src.publish("rev-2", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app", "v", "2")})
+	g.Eventually(func() string { get(g, obj); return obj.Status.LastAttemptedRevision }, timeout, poll).Should(Equal("rev-2"))
+
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-1", true, "")).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	g.Expect(obj.Status.LastAppliedRevision).To(Equal("rev-2"))
+	finished := &batchv1.Job{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-db-m-1"}, finished)).To(Succeed())
+	g.Expect(finished.UID).To(Equal(job.UID))
+	g.Expect(eventsWithReason(ns, "shop", stagesetv1.MigrationFailedReason)).To(BeEmpty())
+	g.Expect(hits.Load()).To(BeZero(), "no onFailure action ran")
+	g.Expect(obj.Status.Migrations).To(HaveLen(1))
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -61,6 +62,9 @@ type run struct {
 	previousPending *stagesetv1.PendingUpdate
 	// kube is the StageSet's client (impersonated, or remote).
 	kube client.Client
+	// kubeConfig is kube's REST config, for what a client.Client cannot
+	// do (reading pod logs).
+	kubeConfig *rest.Config
 
 	// snapshot is the last good snapshot, loaded once (lastSnapshot).
 	snapshot       *snapshot.Snapshot
@@ -106,7 +110,10 @@ func (s *run) execute(ctx context.Context) error {
 		return nil
 	}
 
-	if s.kube, err = s.r.Clients.ClientFor(ctx, s.obj); err != nil {
+	if s.kubeConfig, err = s.r.Clients.ConfigFor(ctx, s.obj); err != nil {
+		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
+	}
+	if s.kube, err = s.r.Clients.Client(s.kubeConfig); err != nil {
 		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
 	}
 	mgr := apply.NewManager(s.kube, ControllerName)
@@ -140,7 +147,7 @@ func (s *run) execute(ctx context.Context) error {
 
 	for _, plan := range s.plans {
 		if err := s.applyStage(ctx, mgr, plan); err != nil {
-			if s.steady || errors.Is(err, context.Canceled) {
+			if s.steady || interrupted(ctx) {
 				return err
 			}
 			s.runOnFailure(ctx, plan)

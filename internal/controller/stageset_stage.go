@@ -31,7 +31,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		// Warn: a server-side dry-run tells what drifted; nothing is written.
 		changeSet, err := mgr.Diff(ctx, owner, plan.objects, opts)
 		if err != nil {
-			return s.failStage(stage.Name, fmt.Errorf("drift detection: %w", err))
+			return s.failStage(ctx, stage.Name, fmt.Errorf("drift detection: %w", err))
 		}
 		s.detected.record(stage.Name, changeSet)
 		return nil
@@ -47,7 +47,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	}
 	if stage.Actions != nil && !s.steady {
 		if err := s.runActions(ctx, plan, "pre", stage.Actions.Pre, &s.stageStatus(stage.Name).PreActionsRevision); err != nil {
-			return s.failStage(stage.Name, err)
+			return s.failStage(ctx, stage.Name, err)
 		}
 	}
 
@@ -70,14 +70,14 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 			status := s.stageStatus(stage.Name)
 			status.Inventory = mergeInventories(status.Inventory, apply.NewInventory(changeSet))
 		}
-		return s.failStage(stage.Name, fmt.Errorf("apply: %w", err))
+		return s.failStage(ctx, stage.Name, fmt.Errorf("apply: %w", err))
 	}
 	newInventory := apply.NewInventory(changeSet)
 
 	pruneErr := s.prune(ctx, mgr, owner, stage, s.stageStatus(stage.Name).Inventory, newInventory)
 	s.stageStatus(stage.Name).Inventory = newInventory
 	if pruneErr != nil {
-		return s.failStage(stage.Name, pruneErr)
+		return s.failStage(ctx, stage.Name, pruneErr)
 	}
 
 	s.setPhase(stage.Name, stagesetv1.StagePhaseVerifying, "Waiting for health")
@@ -91,12 +91,12 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		Exprs:            stage.HealthCheckExprs,
 		Objects:          stage.IsWaitEnabled(),
 	}); err != nil {
-		return s.failStage(stage.Name, fmt.Errorf("health check: %w", err))
+		return s.failStage(ctx, stage.Name, fmt.Errorf("health check: %w", err))
 	}
 	// Post actions, once per revision: the stage is Ready only after them.
 	if stage.Actions != nil && !s.steady {
 		if err := s.runActions(ctx, plan, "post", stage.Actions.Post, &s.stageStatus(stage.Name).PostActionsRevision); err != nil {
-			return s.failStage(stage.Name, err)
+			return s.failStage(ctx, stage.Name, err)
 		}
 	}
 
@@ -161,15 +161,27 @@ func waitSet(cs *ssa.ChangeSet) object.ObjMetadataSet {
 }
 
 // failStage marks the stage Failed and returns its StageFailed error.
-func (s *run) failStage(name string, err error) error {
-	if errors.Is(err, context.Canceled) {
-		// Interrupted (a new revision, or shutdown): not the stage's fault.
-		s.setPhase(name, stagesetv1.StagePhasePending, "Interrupted: "+err.Error())
-		return err
+func (s *run) failStage(ctx context.Context, name string, err error) error {
+	if interrupted(ctx) {
+		return s.interruptStage(name, err)
 	}
 	s.setPhase(name, stagesetv1.StagePhaseFailed, err.Error())
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, name, false)
 	return stageFailed(stagesetv1.StageFailedReason, name, err)
+}
+
+// interrupted reports whether the run was stopped from outside: a new
+// revision superseded it, or the controller is stopping. The stage did not
+// fail, and the next run takes it up again.
+func interrupted(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
+}
+
+// interruptStage puts an interrupted stage back to Pending: no failure is
+// recorded, reported or acted upon.
+func (s *run) interruptStage(name string, err error) error {
+	s.setPhase(name, stagesetv1.StagePhasePending, "Interrupted: "+err.Error())
+	return err
 }
 
 // teardownRemovedStages deletes, in reverse stage order, the objects of

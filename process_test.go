@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/testenv"
+)
+
+// These tests run the controller the way main does and stop or restart it,
+// for behaviour that belongs to the process: what survives a restart, and
+// flags that change what a StageSet may do.
+
+// startController runs the controller with args until the returned function
+// stops it (also at the end of the test).
+func startController(t *testing.T, args ...string) (stop func()) {
+	t.Helper()
+	opts := parseFlags(t, append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0"}, args...)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, env.Config, opts) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controller stopped with: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// publishRepo makes content at revision the artifact of GitRepository
+// ns/repo, creating the source the first time.
+func publishRepo(t *testing.T, ns, revision string, content map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	artifact, err := env.Artifacts.Publish(fmt.Sprintf("%s/repo/%s.tar.gz", ns, revision), revision, content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := testenv.NewSource(stagesetv1.GitRepositoryKind, ns, "repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(src), src); err != nil {
+		if _, err := env.CreateSource(ctx, stagesetv1.GitRepositoryKind, ns, "repo", artifact); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := env.SetArtifact(ctx, src, artifact); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newStageSet(ns string, stages ...stagesetv1.Stage) *stagesetv1.StageSet {
+	return &stagesetv1.StageSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
+		Spec: stagesetv1.StageSetSpec{
+			Interval:        metav1.Duration{Duration: time.Hour},
+			Timeout:         &metav1.Duration{Duration: time.Minute},
+			SourceRef:       &stagesetv1.SourceReference{Kind: stagesetv1.GitRepositoryKind, Name: "repo"},
+			TargetNamespace: ns,
+			Stages:          stages,
+		},
+	}
+}
+
+func readyOf(g Gomega, obj *stagesetv1.StageSet) func() string {
+	return func() string {
+		g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		if obj.Status.ObservedGeneration != obj.Generation {
+			return "not observed"
+		}
+		if c := conditions.Get(obj, meta.ReadyCondition); c != nil {
+			return string(c.Status) + "/" + c.Reason
+		}
+		return "no Ready condition"
+	}
+}
+
+const migrationJob = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: schema
+  annotations: {stageset.io/migration: "1"}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: "migrate:1"}]
+`
+
+func appConfigMap(value string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  v: " + value + "\n"
+}
+
+// A controller restarted while a migration runs waits on the same Job
+// instead of starting another, and a completed migration never runs again
+// across a restart that also lost the StageSet's status.
+func TestMigrationSurvivesControllerRestarts(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	publishRepo(t, ns, "rev-1", map[string]string{"db/migrate.yaml": migrationJob, "db/app.yaml": appConfigMap("one")})
+	obj := newStageSet(ns, stagesetv1.Stage{Name: "db", Path: "./db"})
+	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
+
+	stop := startController(t)
+	job := &batchv1.Job{}
+	jobKey := client.ObjectKey{Namespace: ns, Name: "app-db-m-1"}
+	g.Eventually(func() error { return env.Client.Get(ctx, jobKey, job) }, testenv.Timeout, testenv.Poll).Should(Succeed())
+	started := job.UID
+	stop()
+
+	// While no controller runs, ask for a reconcile: the restarted
+	// controller handling the token proves it reached the migration again.
+	requestReconcile(g, obj, "after-restart")
+	stop = startController(t)
+	g.Eventually(func() string {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		return obj.Status.LastHandledReconcileAt
+	}, testenv.Timeout, testenv.Poll).Should(Equal("after-restart"))
+	g.Expect(obj.Status.Stages[0].Phase).To(Equal(stagesetv1.StagePhaseMigrating))
+	g.Consistently(func() []jobRef {
+		return jobsIn(g, ns)
+	}, "2s", testenv.Poll).Should(Equal([]jobRef{{name: "app-db-m-1", uid: string(started)}}), "the restarted controller waits on the same Job")
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, &corev1.ConfigMap{})).NotTo(Succeed())
+
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, jobKey.Name, true, "")).To(Succeed())
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+	g.Expect(obj.Status.Migrations).To(HaveLen(1))
+	stop()
+
+	// Restart with the status lost and a new revision: the ledger keeps the
+	// migration from running again (a new Job would never complete here),
+	// and the completed Job is cleaned up by the new rollout.
+	obj.Status = stagesetv1.StageSetStatus{}
+	g.Expect(env.Client.Status().Update(ctx, obj)).To(Succeed())
+	publishRepo(t, ns, "rev-2", map[string]string{"db/migrate.yaml": migrationJob, "db/app.yaml": appConfigMap("two")})
+	startController(t)
+	g.Eventually(func() string {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		return obj.Status.LastAppliedRevision
+	}, testenv.Timeout, testenv.Poll).Should(Equal("rev-2"))
+	g.Expect(jobsIn(g, ns)).To(BeEmpty())
+	cm := &corev1.ConfigMap{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, cm)).To(Succeed())
+	g.Expect(cm.Data).To(HaveKeyWithValue("v", "two"))
+}
+
+// requestReconcile sets the reconcile request token, as `flux reconcile` does.
+func requestReconcile(g Gomega, obj *stagesetv1.StageSet, token string) {
+	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, meta.ReconcileRequestAnnotation, token))
+	g.Expect(env.Client.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+}
+
+type jobRef struct{ name, uid string }
+
+// jobsIn lists the Jobs of ns that are not being deleted.
+func jobsIn(g Gomega, ns string) []jobRef {
+	var jobs batchv1.JobList
+	g.Expect(env.Client.List(context.Background(), &jobs, client.InNamespace(ns))).To(Succeed())
+	var out []jobRef
+	for _, j := range jobs.Items {
+		if j.DeletionTimestamp == nil {
+			out = append(out, jobRef{name: j.Name, uid: string(j.UID)})
+		}
+	}
+	return out
+}
+
+// An HTTP action reaches a loopback server only when --allowed-action-hosts
+// allows it; with the flag empty, loopback and cloud metadata addresses are
+// refused, and nothing is sent.
+func TestAllowedActionHostsFlag(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	hits := &atomic.Int64{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+
+	withHook := func(ns, url string) *stagesetv1.StageSet {
+		publishRepo(t, ns, "rev-1", map[string]string{"app.yaml": appConfigMap("one")})
+		obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./", Actions: &stagesetv1.StageActions{
+			Post: []stagesetv1.Action{{Name: "notify", HTTP: &stagesetv1.HTTPAction{URL: url}}},
+		}})
+		g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
+		return obj
+	}
+	loopback := withHook(env.NewNamespace(t), srv.URL)
+	metadata := withHook(env.NewNamespace(t), "http://169.254.169.254/latest/meta-data/")
+
+	stop := startController(t)
+	for obj, refused := range map[*stagesetv1.StageSet]string{loopback: "127.0.0.1", metadata: "169.254.169.254"} {
+		g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("False/StageFailed"))
+		g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
+			ContainSubstring(`post actions: http action "notify"`), ContainSubstring(refused), ContainSubstring("refused by policy")))
+	}
+	g.Expect(hits.Load()).To(BeZero())
+	stop()
+
+	// Allowed by the flag, the loopback server is reached; the metadata
+	// address still is not.
+	startController(t, "--allowed-action-hosts=127.0.0.1")
+	requestReconcile(g, loopback, "allowed")
+	g.Eventually(readyOf(g, loopback), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+	g.Expect(hits.Load()).To(Equal(int64(1)))
+	requestReconcile(g, metadata, "allowed")
+	g.Eventually(func() string {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(metadata), metadata)).To(Succeed())
+		if metadata.Status.LastHandledReconcileAt != "allowed" {
+			return ""
+		}
+		return conditions.GetMessage(metadata, meta.ReadyCondition)
+	}, testenv.Timeout, testenv.Poll).Should(ContainSubstring("matches none of the allowed action hosts"))
+	g.Expect(hits.Load()).To(Equal(int64(1)))
+}
