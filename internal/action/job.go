@@ -18,7 +18,8 @@ import (
 // A Job that already exists is waited for rather than recreated: a
 // controller restarted in the middle of an action then picks up the run it
 // started instead of failing on the name. The first Job that fails ends the
-// action with the Job's failure message.
+// action with the Job's failure message and, when Logs can read it, the end
+// of the log of its last pod.
 func (r *Runner) RunJobs(ctx context.Context, jobs []*unstructured.Unstructured, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -60,7 +61,7 @@ func (r *Runner) waitJob(ctx context.Context, job *unstructured.Unstructured) er
 		done, failure, progress := jobState(current)
 		last = progress
 		if failure != "" {
-			return false, fmt.Errorf("%s failed: %s", describe(job), failure)
+			return false, fmt.Errorf("%s failed: %s%s", describe(job), failure, r.failureLog(ctx, current))
 		}
 		return done, nil
 	})

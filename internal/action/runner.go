@@ -47,6 +47,10 @@ type Runner struct {
 	// non-public addresses.
 	AllowedHosts []string
 
+	// Logs reads the log tail of a failed Job's pod for the failure
+	// message; nil leaves it out.
+	Logs LogReader
+
 	// HTTPClient sends HTTP actions. When nil, Run builds a client that
 	// follows no redirects and enforces the host policy at dial time. An
 	// injected client is used as is: only the AllowedHosts check applies.

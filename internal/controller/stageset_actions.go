@@ -110,5 +110,10 @@ func perRevisionName(name, revision string) string {
 
 // actionRunner runs actions with the StageSet's identity.
 func (s *run) actionRunner() *action.Runner {
-	return &action.Runner{Client: s.kube, Namespace: s.obj.Namespace, AllowedHosts: s.r.AllowedActionHosts}
+	return &action.Runner{
+		Client:       s.kube,
+		Logs:         &action.PodLogs{Config: s.kubeConfig},
+		Namespace:    s.obj.Namespace,
+		AllowedHosts: s.r.AllowedActionHosts,
+	}
 }

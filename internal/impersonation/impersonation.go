@@ -41,9 +41,19 @@ func (f *Factory) ServiceAccountFor(obj *stagesetv1.StageSet) string {
 	return f.DefaultServiceAccount
 }
 
-// ClientFor returns an uncached client acting for the StageSet. Its REST
-// mapper is dynamic, so kinds whose CRD a stage has just applied resolve.
+// ClientFor returns an uncached client acting for the StageSet.
 func (f *Factory) ClientFor(ctx context.Context, obj *stagesetv1.StageSet) (client.Client, error) {
+	cfg, err := f.ConfigFor(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	return f.Client(cfg)
+}
+
+// ConfigFor returns the REST config acting for the StageSet: the remote
+// cluster of spec.kubeConfig, else the controller's own, impersonating the
+// StageSet's service account when it has one.
+func (f *Factory) ConfigFor(ctx context.Context, obj *stagesetv1.StageSet) (*rest.Config, error) {
 	cfg := rest.CopyConfig(f.Base)
 	if ref := obj.Spec.KubeConfig; ref != nil {
 		remote, err := f.remoteConfig(ctx, obj.Namespace, ref)
@@ -57,6 +67,12 @@ func (f *Factory) ClientFor(ctx context.Context, obj *stagesetv1.StageSet) (clie
 			UserName: fmt.Sprintf("system:serviceaccount:%s:%s", obj.Namespace, sa),
 		}
 	}
+	return cfg, nil
+}
+
+// Client returns an uncached client for a config of ConfigFor. Its REST
+// mapper is dynamic, so kinds whose CRD a stage has just applied resolve.
+func (f *Factory) Client(cfg *rest.Config) (client.Client, error) {
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, err

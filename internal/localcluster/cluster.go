@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +45,10 @@ type Options struct {
 	// Logs receives the output of the control plane components; discarded
 	// when nil.
 	Logs io.Writer
+	// PodLog is the log every simulated container has, as `kubectl logs`
+	// reads it through the API server from kwok; a line saying that kwok
+	// simulates the container when empty.
+	PodLog string
 }
 
 // Cluster is a running control plane.
@@ -86,6 +91,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if c.dir, err = os.MkdirTemp("", "stageset-localcluster-"); err != nil {
 		return nil, err
 	}
+	// Pod logs: the API server asks the kubelet of the pod's node, here
+	// kwok's server at the node's InternalIP (loopback).
+	c.env.ControlPlane.GetAPIServer().Configure().Set("kubelet-preferred-address-types", "InternalIP")
 	if _, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
 	}
@@ -123,7 +131,18 @@ func (c *Cluster) startComponents(opts Options) error {
 	if err != nil || len(stages) == 0 {
 		return fmt.Errorf("no kwok stages in %s: run `make localbin`", filepath.Join(opts.KwokDir, "stages"))
 	}
-	kwokArgs := []string{"--kubeconfig=" + c.KubeconfigPath, "--manage-all-nodes=true", "--server-address=127.0.0.1:0"}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	logsConfig, err := c.writePodLogs(opts.PodLog)
+	if err != nil {
+		return err
+	}
+	// kwok serves the kubelet API (logs) on the port its nodes advertise.
+	kwokArgs := []string{"--kubeconfig=" + c.KubeconfigPath, "--manage-all-nodes=true",
+		fmt.Sprintf("--server-address=127.0.0.1:%d", port), "--node-ip=127.0.0.1", fmt.Sprintf("--node-port=%d", port),
+		"--config=" + logsConfig}
 	for _, s := range stages {
 		kwokArgs = append(kwokArgs, "--config="+s)
 	}
@@ -165,6 +184,44 @@ func (c *Cluster) startComponents(opts Options) error {
 		c.procs = append(c.procs, cmd)
 	}
 	return nil
+}
+
+// writePodLogs writes the log of every simulated container, in the CRI
+// format kubelets read, and the kwok configuration serving it; it returns
+// the configuration's path.
+func (c *Cluster) writePodLogs(text string) (string, error) {
+	if text == "" {
+		text = "(no container runs here: kwok simulates this pod)"
+	}
+	var log strings.Builder
+	stamp := time.Now().UTC().Format(time.RFC3339Nano)
+	for line := range strings.Lines(strings.TrimRight(text, "\n") + "\n") {
+		fmt.Fprintf(&log, "%s stdout F %s", stamp, line)
+	}
+	logFile := filepath.Join(c.dir, "pod.log")
+	if err := os.WriteFile(logFile, []byte(log.String()), 0o600); err != nil {
+		return "", err
+	}
+	config := fmt.Sprintf(`apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: every-container
+spec:
+  logs:
+  - logsFile: %q
+`, logFile)
+	configFile := filepath.Join(c.dir, "kwok-logs.yaml")
+	return configFile, os.WriteFile(configFile, []byte(config), 0o600)
+}
+
+// freePort returns a loopback TCP port free at the time of the call.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // createNodes registers simulated nodes for kwok and waits until they are

@@ -24,6 +24,9 @@ var (
 	controllerBinary string
 )
 
+// podLog is what every simulated container logs.
+const podLog = "migrating schema to version 2\nERROR: relation \"orders\" is locked by another session"
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -57,6 +60,7 @@ func run(m *testing.M) int {
 		CRDPaths: testenv.CRDPaths(),
 		Scheme:   scheme.New(),
 		Logs:     logs,
+		PodLog:   podLog,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the local control plane:", err)
