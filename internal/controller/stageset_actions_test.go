@@ -165,3 +165,35 @@ func TestPerRevisionJobNamesFitKubernetes(t *testing.T) {
 		t.Error("revisions share a Job name")
 	}
 }
+
+// A failing post action fails the stage after it applied: with
+// rollbackOnFailure the stage is restored to the last good revision.
+func TestFailedPostActionRollsBack(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	var failing atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("app", "v", "1")})
+	st := stage("a", "./")
+	st.Actions = &stagesetv1.StageActions{Post: []stagesetv1.Action{{Name: "smoke-test", HTTP: &stagesetv1.HTTPAction{URL: srv.URL}}}}
+	obj := newStageSet(ns, "app", src, st)
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.RollbackOnFailure = true
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	failing.Store(true)
+	src.publish("rev-2", files{"cm.yaml": configMap("app", "v", "2")})
+	eventuallyReason(t, g, obj, "False/RolledBack")
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
+		ContainSubstring(`post actions: http action "smoke-test"`), ContainSubstring("503"), ContainSubstring("rolled back to revision rev-1")))
+	app := configMapObj(ns, "app")
+	get(g, app)
+	g.Expect(app.Data).To(HaveKeyWithValue("v", "1"))
+}

@@ -53,3 +53,36 @@ func TestImpersonationDeniesWritesOutsideTheServiceAccountsRBAC(t *testing.T) {
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	g.Expect(exists("v1", "ConfigMap", ns, "allowed")()).To(BeTrue())
 }
+
+// Actions and migrations act with the StageSet's identity too: no more than
+// its service account may do.
+func TestActionsAndMigrationsActAsTheServiceAccount(t *testing.T) {
+	g := NewWithT(t)
+	ns, other := env.NewNamespace(t), env.NewNamespace(t)
+	grantConfigMaps(t, ns, "deployer")
+	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "maintenance"}, Data: map[string]string{"mode": "off"}})
+
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"app/cm.yaml": configMap("app"), "db/m1.yaml": migrationJob("1"), "db/cm.yaml": configMap("db"),
+	})
+	st := stage("a", "./app")
+	st.Actions = &stagesetv1.StageActions{Pre: []stagesetv1.Action{patchAction("maintenance-on", other, "maintenance", `{"data":{"mode":"on"}}`)}}
+	patching := newStageSet(ns, "patching", src, st)
+	migrating := newStageSet(ns, "migrating", src, stage("db", "./db"))
+	for _, obj := range []*stagesetv1.StageSet{patching, migrating} {
+		obj.Spec.ServiceAccountName = "deployer"
+		obj.Spec.TargetNamespace = ns
+		create(t, obj)
+	}
+
+	eventuallyReason(t, g, patching, "False/StageFailed")
+	g.Expect(conditions.GetMessage(patching, meta.ReadyCondition)).To(And(ContainSubstring(`patch action "maintenance-on"`), ContainSubstring("forbidden")))
+	maintenance := configMapObj(other, "maintenance")
+	get(g, maintenance)
+	g.Expect(maintenance.Data).To(HaveKeyWithValue("mode", "off"))
+
+	eventuallyReason(t, g, migrating, "False/MigrationFailed")
+	g.Expect(conditions.GetMessage(migrating, meta.ReadyCondition)).To(ContainSubstring("forbidden"))
+	g.Expect(jobExists(ns, "migrating-db-m-1")()).To(BeFalse())
+	g.Expect(exists("v1", "ConfigMap", ns, "db")()).To(BeFalse())
+}
