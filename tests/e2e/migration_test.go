@@ -12,11 +12,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-const migrationJob = `apiVersion: batch/v1
+// migrationJob is a migration Job of version, its pods labelled with
+// podLabels (YAML flow-map entries).
+func migrationJob(name, version, podLabels string) string {
+	return fmt.Sprintf(`apiVersion: batch/v1
 kind: Job
 metadata:
-  name: schema
-  annotations: {stageset.io/migration: "1.0.0"}
+  name: %s
+  annotations: {stageset.io/migration: %q}
 spec:
   backoffLimit: 0
   template:
@@ -26,28 +29,37 @@ spec:
       automountServiceAccountToken: false
       restartPolicy: Never
       containers: [{name: migrate, image: "migrate:1"}]
-`
+`, name, version, podLabels)
+}
 
-// A migration Job really runs (kube-controller-manager creates its pod, kwok
-// completes it) before the Deployment of its stage is applied.
-func TestMigrationJobCompletesBeforeItsStageApplies(t *testing.T) {
+// Migration Jobs really run (kube-controller-manager creates their pods,
+// kwok completes them), one after the other in semver order, before the
+// Deployment of their stage is applied.
+func TestMigrationJobsCompleteInOrderBeforeTheirStageApplies(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	newGitRepo(t, ns, "rev-1", files{
-		"db/migrate.yaml": fmt.Sprintf(migrationJob, ""),
-		"db/deploy.yaml":  deployment("db", "db:1", 1, ""),
+		"db/m10.yaml":    migrationJob("add-index", "1.10.0", ""),
+		"db/m2.yaml":     migrationJob("add-table", "1.2.0", ""),
+		"db/deploy.yaml": deployment("db", "db:1", 1, ""),
 	})
 	obj := newStageSet(t, ns, time.Minute, stage("db", "./db"))
 	g.Eventually(readyReason(g, obj), timeout, poll).Should(Equal("True/Succeeded"), func() string { return message(obj) })
 
-	job := &batchv1.Job{}
-	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-db-m-1-0-0"}, job)).To(Succeed())
-	g.Expect(job.Status.CompletionTime).NotTo(BeNil())
+	first, second := &batchv1.Job{}, &batchv1.Job{}
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-db-m-1-2-0"}, first)).To(Succeed())
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-db-m-1-10-0"}, second)).To(Succeed())
+	g.Expect(first.Status.CompletionTime).NotTo(BeNil())
+	g.Expect(second.Status.CompletionTime).NotTo(BeNil())
+	// Timestamps have a second's resolution: "not before" is what they can
+	// tell.
+	g.Expect(second.CreationTimestamp.Time).NotTo(BeTemporally("<", first.Status.CompletionTime.Time))
 	d := &appsv1.Deployment{}
 	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, d)).To(Succeed())
-	g.Expect(d.CreationTimestamp.Time).NotTo(BeTemporally("<", job.Status.CompletionTime.Time.Truncate(time.Second)))
-	g.Expect(obj.Status.Migrations).To(HaveLen(1))
+	g.Expect(d.CreationTimestamp.Time).NotTo(BeTemporally("<", second.Status.CompletionTime.Time))
+	g.Expect(obj.Status.Migrations).To(HaveLen(2))
+	g.Expect(obj.Status.Migrations[0].Version).To(Equal("1.2.0"))
 }
 
 // A migration whose pod fails (kwok's chaos stage) fails the stage with the
@@ -58,7 +70,7 @@ func TestFailedMigrationReportsItsPodLog(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	newGitRepo(t, ns, "rev-1", files{
-		"db/migrate.yaml": fmt.Sprintf(migrationJob, `pod-container-running-failed.stage.kwok.x-k8s.io: "true"`),
+		"db/migrate.yaml": migrationJob("schema", "1.0.0", `pod-container-running-failed.stage.kwok.x-k8s.io: "true"`),
 		"db/deploy.yaml":  deployment("db", "db:1", 1, ""),
 	})
 	obj := newStageSet(t, ns, time.Minute, stage("db", "./db"))
