@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
@@ -105,19 +106,27 @@ func TestMigrationsRunInOrderBeforeTheStageAndNeverAgain(t *testing.T) {
 	g.Expect(jobExists(ns, "shop-db-m-10")()).To(BeFalse())
 }
 
-func TestFailedMigrationHaltsTheStage(t *testing.T) {
-	g := NewWithT(t)
-	ctx := context.Background()
-	ns := env.NewNamespace(t)
+// migratingStageSet creates StageSet "shop" whose stage "db" runs migration
+// "1" (Job shop-db-m-1) before its ConfigMap "app", with an onFailure action
+// whose calls are counted, and returns once the Job exists.
+func migratingStageSet(t *testing.T, ns string) (*stagesetv1.StageSet, *repo, *atomic.Int64) {
+	t.Helper()
 	srv, hits := hookServer(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app")})
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app", "v", "1")})
 	st := stage("db", "./db")
 	st.Actions = &stagesetv1.StageActions{OnFailure: []stagesetv1.Action{{Name: "page", HTTP: &stagesetv1.HTTPAction{URL: srv.URL}}}}
 	obj := newStageSet(ns, "shop", src, st)
 	obj.Spec.TargetNamespace = ns
 	create(t, obj)
+	NewWithT(t).Eventually(jobExists(ns, "shop-db-m-1"), timeout, poll).Should(BeTrue())
+	return obj, src, hits
+}
 
-	g.Eventually(jobExists(ns, "shop-db-m-1"), timeout, poll).Should(BeTrue())
+func TestFailedMigrationHaltsTheStage(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	obj, _, hits := migratingStageSet(t, ns)
 	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-1", false, "schema is locked")).To(Succeed())
 	eventuallyReason(t, g, obj, "False/MigrationFailed")
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
@@ -158,15 +167,7 @@ func TestNewRevisionDuringAMigrationWaitsOnTheSameJob(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	srv, hits := hookServer(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app", "v", "1")})
-	st := stage("db", "./db")
-	st.Actions = &stagesetv1.StageActions{OnFailure: []stagesetv1.Action{{Name: "page", HTTP: &stagesetv1.HTTPAction{URL: srv.URL}}}}
-	obj := newStageSet(ns, "shop", src, st)
-	obj.Spec.TargetNamespace = ns
-	create(t, obj)
-
-	g.Eventually(jobExists(ns, "shop-db-m-1"), timeout, poll).Should(BeTrue())
+	obj, src, hits := migratingStageSet(t, ns)
 	job := &batchv1.Job{}
 	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-db-m-1"}, job)).To(Succeed())
 	src.publish("rev-2", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app", "v", "2")})
