@@ -39,7 +39,7 @@ type run struct {
 	// newRevisions tells that the pinned set differs from the last applied.
 	newRevisions bool
 	// steady tells that the run re-asserts what the last run applied: same
-	// revision set, same generation, last run successful. Objects such a run
+	// revision set, same generation, last run successful, nothing deferred. Objects such a run
 	// creates or configures are drift, and its progress is not patched.
 	steady bool
 	// applied tells that every stage was applied and verified.
@@ -102,7 +102,11 @@ func (s *run) execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.steady = !s.newRevisions && s.obj.Status.ObservedGeneration == s.obj.Generation && conditions.IsReady(s.obj)
+	// A change deferred by a window (status.pendingUpdate) is not applied
+	// yet: runs go on through the gate, not as steady-state runs that
+	// would take it for drift.
+	s.steady = !s.newRevisions && s.obj.Status.ObservedGeneration == s.obj.Generation && conditions.IsReady(s.obj) &&
+		s.previousPending == nil
 	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
 		// Nothing new to apply and drift is not looked at.
 		s.applied = true

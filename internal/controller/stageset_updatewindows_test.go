@@ -145,4 +145,11 @@ func TestSpecChangesAreDeferredOnlyWhenTheyChangeWhatIsApplied(t *testing.T) {
 	g.Expect(obj.Status.PendingUpdate).NotTo(BeNil())
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring("deferred"))
 	g.Consistently(exists("v1", "ConfigMap", ns, "b"), "1500ms", poll).Should(BeFalse())
+
+	// The next runs in the closed window (here a requested one) keep it
+	// deferred: the deferred change is not taken for drift to correct.
+	requestReconcile(g, obj, "while-closed")
+	g.Consistently(exists("v1", "ConfigMap", ns, "b"), "1500ms", poll).Should(BeFalse())
+	get(g, obj)
+	g.Expect(obj.Status.PendingUpdate).NotTo(BeNil())
 }
