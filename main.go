@@ -13,6 +13,7 @@ import (
 
 	flag "github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -98,7 +99,8 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		Logger:                        ctrl.Log,
 		// Secrets and ConfigMaps (substitution variables, kubeconfigs,
 		// snapshots) are read directly: caching them would hold every Secret
-		// of the cluster in memory.
+		// of the cluster in memory. They are watched as metadata only (for
+		// substituteFrom), without their managed fields.
 		Client: ctrlclient.Options{Cache: &ctrlclient.CacheOptions{
 			DisableFor: []ctrlclient.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
 		}},
@@ -106,6 +108,7 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 			ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
 				controller.NewStageSet(): {Label: watchSelector},
 			},
+			DefaultTransform: stripMetadataManagedFields,
 		},
 		Metrics: metricsserver.Options{BindAddress: opts.metricsAddr},
 		Controller: ctrlcfg.Controller{
@@ -163,4 +166,14 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 
 	log.Info("starting manager", "version", version.String())
 	return mgr.Start(ctx)
+}
+
+// stripMetadataManagedFields drops the managed fields of objects cached as
+// metadata only (the watched ConfigMaps and Secrets): nothing reads them,
+// and they are most of what such an object weighs.
+func stripMetadataManagedFields(obj any) (any, error) {
+	if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }

@@ -236,3 +236,40 @@ func TestAllowedActionHostsFlag(t *testing.T) {
 	}, testenv.Timeout, testenv.Poll).Should(ContainSubstring("matches none of the allowed action hosts"))
 	g.Expect(hits.Load()).To(Equal(int64(1)))
 }
+
+// A restarted controller has no memory of the inputs it applied: a
+// substituteFrom value changed while it was down is found against the
+// snapshot and rolled out as an update, not corrected as drift.
+func TestSubstituteFromChangedWhileStoppedRollsOutAfterRestart(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	vars := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars"}, Data: map[string]string{"greeting": "hello"}}
+	g.Expect(env.Client.Create(ctx, vars)).To(Succeed())
+	publishRepo(t, ns, "rev-1", map[string]string{"app.yaml": appConfigMap("${greeting}")})
+	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./", PostBuild: &stagesetv1.PostBuild{
+		SubstituteFrom: []stagesetv1.SubstituteReference{{Kind: "ConfigMap", Name: "vars"}},
+	}})
+	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
+	stop := startController(t)
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+	stop()
+
+	vars.Data["greeting"] = "bonjour"
+	g.Expect(env.Client.Update(ctx, vars)).To(Succeed())
+	startController(t)
+	cm := &corev1.ConfigMap{}
+	g.Eventually(func() string {
+		_ = env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, cm)
+		return cm.Data["v"]
+	}, testenv.Timeout, testenv.Poll).Should(Equal("bonjour"))
+	g.Consistently(func() []string {
+		var events corev1.EventList
+		g.Expect(env.Client.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, e := range events.Items {
+			reasons = append(reasons, e.Reason)
+		}
+		return reasons
+	}, "2s", testenv.Poll).ShouldNot(ContainElement(stagesetv1.DriftCorrectedReason))
+}

@@ -83,6 +83,8 @@ type StageSetReconciler struct {
 
 	// runs are the runs under way.
 	runs inflight
+	// appliedInputs are the inputs of each StageSet's last successful run.
+	appliedInputs appliedInputs
 }
 
 // NewStageSet returns an empty StageSet, for callers that need an object of

@@ -41,6 +41,7 @@ func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.Stage
 	controllerutil.RemoveFinalizer(obj, stagesetv1.StageSetFinalizer)
 	r.Metrics.Delete(obj.Namespace, obj.Name)
 	r.Builds.Forget(string(obj.UID) + "/")
+	r.appliedInputs.forget(obj.UID)
 	// Without finalizers the object is gone once patched.
 	if err := patcher.Patch(ctx, obj, patch.WithFieldOwner(r.StatusManager)); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err

@@ -8,6 +8,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/predicates"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -29,6 +30,9 @@ const (
 	// dependencyIndexKey indexes StageSets by every StageSet they depend on,
 	// as <namespace>/<name>.
 	dependencyIndexKey = ".metadata.dependsOn"
+	// configIndexKey indexes StageSets by every ConfigMap and Secret their
+	// stages substitute from, as <Kind>/<namespace>/<name>.
+	configIndexKey = ".metadata.substituteFrom"
 )
 
 // Options tune the controller's work queue.
@@ -54,7 +58,9 @@ type Options struct {
 // SetupWithManager registers the reconciler with the manager. A StageSet is
 // reconciled when its generation changes, a reconcile is requested through
 // reconcile.fluxcd.io/requestedAt, one of its sources publishes a new
-// revision, or a StageSet it depends on turns Ready.
+// revision, a StageSet it depends on turns Ready, or a ConfigMap or Secret
+// its stages substitute from is created, changed or deleted. Those are
+// watched as metadata only: no Secret data is cached.
 func (r *StageSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(ctx, NewStageSet(), sourceIndexKey, indexSources); err != nil {
@@ -63,6 +69,9 @@ func (r *StageSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 	if err := indexer.IndexField(ctx, NewStageSet(), dependencyIndexKey, indexDependencies); err != nil {
 		return fmt.Errorf("indexing dependencies: %w", err)
 	}
+	if err := indexer.IndexField(ctx, NewStageSet(), configIndexKey, indexConfigs); err != nil {
+		return fmt.Errorf("indexing substituteFrom: %w", err)
+	}
 
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(NewStageSet(), builder.WithPredicates(
@@ -70,6 +79,10 @@ func (r *StageSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 		)).
 		Watches(NewStageSet(), handler.EnqueueRequestsFromMapFunc(r.dependents),
 			builder.WithPredicates(becameReady{})).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.substitutingFrom("ConfigMap")),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.substitutingFrom("Secret")),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		WithOptions(controller.Options{RateLimiter: opts.RateLimiter})
 	for _, src := range []client.Object{
 		&sourcev1.GitRepository{}, &sourcev1.OCIRepository{}, &sourcev1.Bucket{}, &sourcev1.ExternalArtifact{},
@@ -100,6 +113,35 @@ func indexDependencies(o client.Object) []string {
 		keys = append(keys, dependencyKey(obj, ref).String())
 	}
 	return keys
+}
+
+func indexConfigs(o client.Object) []string {
+	obj := o.(*stagesetv1.StageSet)
+	seen := map[string]bool{}
+	var keys []string
+	for _, stage := range obj.Spec.Stages {
+		if stage.PostBuild == nil {
+			continue
+		}
+		for _, ref := range stage.PostBuild.SubstituteFrom {
+			key := configKey(ref.Kind, obj.Namespace, ref.Name)
+			if !seen[key] {
+				seen[key] = true
+				keys = append(keys, key)
+			}
+		}
+	}
+	return keys
+}
+
+func configKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+
+// substitutingFrom maps a ConfigMap or Secret (kind) to the StageSets whose
+// stages substitute from it. Their next run rolls out a changed value.
+func (r *StageSetReconciler) substitutingFrom(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return r.requestsFor(ctx, configIndexKey, configKey(kind, o.GetNamespace(), o.GetName()))
+	}
 }
 
 // readersOf maps a source to the StageSets that read it.

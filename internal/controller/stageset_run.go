@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -53,6 +55,8 @@ type run struct {
 	requested, forced bool
 	// plans are the built stages, kept for the snapshot of a successful run.
 	plans []plannedStage
+	// inputsDigest digests what every stage is built from (loadInputs).
+	inputsDigest string
 	// sameAsAttempted tells that the pinned set is the one the last run
 	// attempted.
 	sameAsAttempted bool
@@ -107,11 +111,18 @@ func (s *run) execute(ctx context.Context) error {
 	// would take it for drift.
 	s.steady = !s.newRevisions && s.obj.Status.ObservedGeneration == s.obj.Generation && conditions.IsReady(s.obj) &&
 		s.previousPending == nil
-	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
+	inputs, err := s.loadInputs(ctx, resolved)
+	if err != nil {
+		return err
+	}
+	// The inputs of the stages (substituteFrom values among them) must be
+	// those last applied for a run to be steady: a changed value is an
+	// update to roll out, not drift to correct. Known from memory, else
+	// from the snapshot once the stages are built.
+	inputsKnown := s.r.appliedInputs.matches(s.obj.UID, s.inputsDigest)
+	if s.steady && inputsKnown && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
 		// Nothing new to apply and drift is not looked at.
-		s.applied = true
-		s.obj.Status.PendingUpdate = nil
-		return nil
+		return s.appliedSteady()
 	}
 
 	if s.kubeConfig, err = s.r.Clients.ConfigFor(ctx, s.obj); err != nil {
@@ -125,9 +136,31 @@ func (s *run) execute(ctx context.Context) error {
 	if s.heldAfterRollback() {
 		return s.hold(ctx, mgr)
 	}
-	if s.plans, err = s.buildStages(ctx, resolved); err != nil {
+	artifacts, err := source.NewCache(s.r.Fetcher)
+	if err != nil {
+		return failed(stagesetv1.ArtifactFailedReason, err)
+	}
+	defer artifacts.Close()
+	if s.plans, err = s.buildStages(ctx, artifacts, inputs); err != nil {
 		return err
 	}
+	if s.steady && !inputsKnown {
+		changed, err := s.changesWhatIsApplied(ctx)
+		if err != nil {
+			return err
+		}
+		s.steady = !changed
+	}
+	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
+		return s.appliedSteady()
+	}
+	// Job actions run only in rollouts, so steady runs skip their build.
+	if !s.steady {
+		if err := s.buildActionJobs(ctx, artifacts, inputs); err != nil {
+			return err
+		}
+	}
+
 	// Update windows gate what changes the cluster: a new revision set, or
 	// a spec change that changes what is applied. Other spec changes
 	// (windows, intervals, drift settings) take effect at once.
@@ -171,6 +204,16 @@ func (s *run) execute(ctx context.Context) error {
 	s.applied = true
 	s.obj.Status.LastAppliedRevision = s.revision
 	s.obj.Status.LastAppliedRevisions = s.revisions
+	s.r.appliedInputs.record(s.obj.UID, s.inputsDigest)
+	return nil
+}
+
+// appliedSteady ends a steady-state run that applies nothing (drift
+// detection disabled): the last applied state stands.
+func (s *run) appliedSteady() error {
+	s.applied = true
+	s.obj.Status.PendingUpdate = nil
+	s.r.appliedInputs.record(s.obj.UID, s.inputsDigest)
 	return nil
 }
 
@@ -219,59 +262,67 @@ func classifySourceError(err error) error {
 	}
 }
 
-// buildStages fetches every distinct artifact once and builds every stage
-// before anything is written: a build error, or an object claimed by two
-// stages, fails the run with nothing applied.
-func (s *run) buildStages(ctx context.Context, resolved map[string]*source.Resolved) ([]plannedStage, error) {
-	cache, err := source.NewCache(s.r.Fetcher)
-	if err != nil {
-		return nil, failed(stagesetv1.ArtifactFailedReason, err)
-	}
-	defer cache.Close()
+// stageInput is what a stage is built from.
+type stageInput struct {
+	stage    stagesetv1.Stage
+	artifact meta.Artifact
+	input    build.Input
+	// fingerprint changes when the artifact or any input does.
+	fingerprint string
+}
 
-	plans := make([]plannedStage, 0, len(s.obj.Spec.Stages))
-	claims := map[string]string{} // object id → stage
+// loadInputs gathers what every stage is built from, reading the
+// substituteFrom ConfigMaps and Secrets, and sets s.inputsDigest, the
+// digest of them all.
+func (s *run) loadInputs(ctx context.Context, resolved map[string]*source.Resolved) ([]stageInput, error) {
+	inputs := make([]stageInput, 0, len(s.obj.Spec.Stages))
+	digest := sha256.New()
 	for _, stage := range s.obj.Spec.Stages {
-		ref, _ := s.obj.GetStageSourceRef(stage)
-		res := resolved[ref.String()]
+		ref, _ := s.obj.GetStageSourceRef(stage) // Validate checked every stage has one
 		vars, err := build.LoadVariables(ctx, s.r.Client, s.obj.Namespace, stage.PostBuild)
 		if err != nil {
 			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 		}
-		input := build.Input{
+		in := stageInput{stage: stage, artifact: resolved[ref.String()].Artifact, input: build.Input{
 			Path:            stage.GetPath(),
 			TargetNamespace: s.obj.GetStageTargetNamespace(stage),
 			Patches:         stage.Patches,
 			Substitute:      vars,
-		}
+		}}
+		in.fingerprint = build.Fingerprint(in.artifact.Digest, in.input)
+		fmt.Fprintf(digest, "%s=%s\n", stage.Name, in.fingerprint)
+		inputs = append(inputs, in)
+	}
+	s.inputsDigest = hex.EncodeToString(digest.Sum(nil))
+	return inputs, nil
+}
+
+// buildStages fetches every distinct artifact once and builds every stage
+// before anything is written: a build error, or an object claimed by two
+// stages, fails the run with nothing applied.
+func (s *run) buildStages(ctx context.Context, artifacts *source.Cache, inputs []stageInput) ([]plannedStage, error) {
+	plans := make([]plannedStage, 0, len(inputs))
+	claims := map[string]string{} // object id → stage
+	for _, in := range inputs {
+		stage := in.stage
 		// The last build of the stage serves when neither the artifact nor
 		// the inputs changed: no download, no kustomize run.
 		cacheKey := string(s.obj.UID) + "/" + stage.Name
-		fingerprint := build.Fingerprint(res.Artifact.Digest, input)
-		objects, hit := s.r.Builds.Get(cacheKey, fingerprint)
+		objects, hit := s.r.Builds.Get(cacheKey, in.fingerprint)
 		if !hit {
-			if input.Root, err = cache.Get(ctx, res.Artifact); err != nil {
+			input := in.input
+			var err error
+			if input.Root, err = artifacts.Get(ctx, in.artifact); err != nil {
 				return nil, failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 			}
 			if objects, err = build.Build(input); err != nil {
 				return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 			}
-			s.r.Builds.Put(cacheKey, fingerprint, objects)
+			s.r.Builds.Put(cacheKey, in.fingerprint, objects)
 		}
 		migrations, objects, err := migration.Split(objects)
 		if err != nil {
 			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
-		}
-		// Job actions run only in rollouts, so steady runs skip their build.
-		var actionJobs map[string][]*unstructured.Unstructured
-		if !s.steady && hasJobActions(stage) {
-			root, err := cache.Get(ctx, res.Artifact)
-			if err != nil {
-				return nil, failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
-			}
-			if actionJobs, err = buildActionJobs(root, input.TargetNamespace, res.Artifact.Revision, stage); err != nil {
-				return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
-			}
 		}
 		for _, o := range objects {
 			id := objectID(o)
@@ -281,9 +332,27 @@ func (s *run) buildStages(ctx context.Context, resolved map[string]*source.Resol
 			}
 			claims[id] = stage.Name
 		}
-		plans = append(plans, plannedStage{spec: stage, revision: res.Artifact.Revision, objects: objects, migrations: migrations, actionJobs: actionJobs})
+		plans = append(plans, plannedStage{spec: stage, revision: in.artifact.Revision, objects: objects, migrations: migrations})
 	}
 	return plans, nil
+}
+
+// buildActionJobs builds the Jobs of the stages' job actions (s.plans and
+// inputs are in stage order).
+func (s *run) buildActionJobs(ctx context.Context, artifacts *source.Cache, inputs []stageInput) error {
+	for i, in := range inputs {
+		if !hasJobActions(in.stage) {
+			continue
+		}
+		root, err := artifacts.Get(ctx, in.artifact)
+		if err != nil {
+			return failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", in.stage.Name, err))
+		}
+		if s.plans[i].actionJobs, err = buildActionJobs(root, in.input.TargetNamespace, in.artifact.Revision, in.stage); err != nil {
+			return failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", in.stage.Name, err))
+		}
+	}
+	return nil
 }
 
 // objectID names an object for messages: Kind/namespace/name (group-qualified

@@ -9,6 +9,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -152,4 +153,38 @@ func TestSpecChangesAreDeferredOnlyWhenTheyChangeWhatIsApplied(t *testing.T) {
 	g.Consistently(exists("v1", "ConfigMap", ns, "b"), "1500ms", poll).Should(BeFalse())
 	get(g, obj)
 	g.Expect(obj.Status.PendingUpdate).NotTo(BeNil())
+}
+
+// A changed substituteFrom value changes what is applied: outside the
+// windows it waits like a new revision, and rolls out when one opens.
+func TestSubstituteFromChangesWaitForAWindow(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	opens := nextUTC(3, 0, 0)
+	setClock(t, opens.Add(10*time.Minute)) // inside 03:00–04:00
+
+	vars := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars"}, Data: map[string]string{"v": "one"}}
+	create(t, vars)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("app", "v", "${v}")})
+	st := stage("a", "./")
+	st.PostBuild = &stagesetv1.PostBuild{SubstituteFrom: []stagesetv1.SubstituteReference{{Kind: "ConfigMap", Name: "vars"}}}
+	obj := newStageSet(ns, "app", src, st)
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.UpdateWindows = []stagesetv1.UpdateWindow{{
+		Type: stagesetv1.UpdateWindowAllow, Schedule: "0 3 * * *", Duration: metav1.Duration{Duration: time.Hour},
+	}}
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	setClock(t, opens.Add(24*time.Hour-5*time.Second)) // closed, five seconds before the next opening
+	vars.Data["v"] = "two"
+	g.Expect(env.Client.Update(ctx, vars)).To(Succeed())
+	g.Eventually(func() *stagesetv1.PendingUpdate { get(g, obj); return obj.Status.PendingUpdate }, timeout, poll).ShouldNot(BeNil())
+	g.Expect(appData(g, ns)()).To(HaveKeyWithValue("v", "one"))
+
+	// At the opening it rolls out.
+	g.Eventually(appData(g, ns), timeout, poll).Should(HaveKeyWithValue("v", "two"))
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	g.Expect(obj.Status.PendingUpdate).To(BeNil())
 }
