@@ -140,7 +140,8 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 	}
 
 	reconciler := &controller.StageSetReconciler{
-		Client: mgr.GetClient(),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
 		Clients: &impersonation.Factory{
 			Base:                  mgr.GetConfig(),
 			Scheme:                mgr.GetScheme(),

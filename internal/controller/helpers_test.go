@@ -134,21 +134,7 @@ func eventuallyReason(t *testing.T, g Gomega, obj *stagesetv1.StageSet, want str
 	g.Eventually(readyReason(g, obj), timeout, poll).Should(Equal(want), func() string {
 		return fmt.Sprintf("Ready message: %q", conditions.GetMessage(obj, meta.ReadyCondition))
 	})
-	settle(g, obj)
 	checkStatus(g, obj)
-}
-
-// settle waits until the StageSet stops changing: the controller writes
-// conditions and the rest of the status in two patches, and a test reading
-// between them sees new conditions over old stages.
-func settle(g Gomega, obj client.Object) {
-	last := ""
-	g.Eventually(func() bool {
-		get(g, obj)
-		settled := obj.GetResourceVersion() == last
-		last = obj.GetResourceVersion()
-		return settled
-	}, timeout, 300*time.Millisecond).Should(BeTrue())
 }
 
 // checkStatus runs fluxcd/pkg/runtime/conditions/check (kstatus conformance).

@@ -11,7 +11,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/events"
-	"github.com/fluxcd/pkg/runtime/patch"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,6 +39,11 @@ type StageSetReconciler struct {
 	// Client reads StageSets and sources (cached) and writes StageSet
 	// metadata and status.
 	client.Client
+
+	// APIReader reads the ConfigMaps and Secrets of substituteFrom from the
+	// API server, never from a cache: a watch event for one of them must
+	// find it (the manager's API reader).
+	APIReader client.Reader
 
 	// Clients builds the client every cluster write and health read of a
 	// StageSet goes through (impersonation, remote clusters).
@@ -104,7 +108,7 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := newObjectPatcher(r.Client, r.StatusManager, obj)
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, obj, patcher)
@@ -114,7 +118,7 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	// deletion could not tear down.
 	if !controllerutil.ContainsFinalizer(obj, stagesetv1.StageSetFinalizer) {
 		controllerutil.AddFinalizer(obj, stagesetv1.StageSetFinalizer)
-		return ctrl.Result{Requeue: true}, patcher.Patch(ctx, obj, patch.WithFieldOwner(r.StatusManager))
+		return ctrl.Result{Requeue: true}, patcher.Patch(ctx, obj)
 	}
 
 	// A new requestedAt token lifts the hold on a rolled back revision set;
@@ -164,11 +168,8 @@ func (r *StageSetReconciler) now() time.Time {
 }
 
 // patchStatus writes the status with the controller's field owner.
-func (r *StageSetReconciler) patchStatus(ctx context.Context, obj *stagesetv1.StageSet, patcher *patch.SerialPatcher) error {
-	err := patcher.Patch(ctx, obj,
-		patch.WithFieldOwner(r.StatusManager),
-		patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}},
-	)
+func (r *StageSetReconciler) patchStatus(ctx context.Context, obj *stagesetv1.StageSet, patcher *objectPatcher) error {
+	err := patcher.Patch(ctx, obj)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -21,7 +20,7 @@ import (
 // reverse stage order, per spec.deletionPolicy, then removes the finalizer.
 // Objects whose deletion fails stay in the inventory and the teardown is
 // retried.
-func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.StageSet, patcher *patch.SerialPatcher) (ctrl.Result, error) {
+func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.StageSet, patcher *objectPatcher) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, stagesetv1.StageSetFinalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -43,7 +42,7 @@ func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.Stage
 	r.Builds.Forget(string(obj.UID) + "/")
 	r.appliedInputs.forget(obj.UID)
 	// Without finalizers the object is gone once patched.
-	if err := patcher.Patch(ctx, obj, patch.WithFieldOwner(r.StatusManager)); err != nil && !apierrors.IsNotFound(err) {
+	if err := patcher.Patch(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil

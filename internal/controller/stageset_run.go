@@ -10,7 +10,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,7 +28,7 @@ import (
 type run struct {
 	r       *StageSetReconciler
 	obj     *stagesetv1.StageSet
-	patcher *patch.SerialPatcher
+	patcher *objectPatcher
 	started time.Time
 	tracked *inflightRun
 
@@ -87,7 +86,7 @@ type plannedStage struct {
 	actionJobs map[string][]*unstructured.Unstructured
 }
 
-func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *patch.SerialPatcher, tracked *inflightRun) *run {
+func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *objectPatcher, tracked *inflightRun) *run {
 	return &run{r: r, obj: obj, patcher: patcher, started: time.Now(), tracked: tracked,
 		previousPending: obj.Status.PendingUpdate.DeepCopy()}
 }
@@ -279,7 +278,7 @@ func (s *run) loadInputs(ctx context.Context, resolved map[string]*source.Resolv
 	digest := sha256.New()
 	for _, stage := range s.obj.Spec.Stages {
 		ref, _ := s.obj.GetStageSourceRef(stage) // Validate checked every stage has one
-		vars, err := build.LoadVariables(ctx, s.r.Client, s.obj.Namespace, stage.PostBuild)
+		vars, err := build.LoadVariables(ctx, s.r.APIReader, s.obj.Namespace, stage.PostBuild)
 		if err != nil {
 			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 		}

@@ -48,7 +48,8 @@ func setupReconciler(mgr ctrl.Manager) error {
 		return err
 	}
 	r := &StageSetReconciler{
-		Client: mgr.GetClient(),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
 		Clients: &impersonation.Factory{
 			Base:   mgr.GetConfig(),
 			Scheme: mgr.GetScheme(),
