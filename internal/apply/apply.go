@@ -38,6 +38,12 @@ type ApplyOptions struct {
 	// exists, such as /spec/replicas of a Deployment scaled by an HPA. See
 	// driftIgnoreRules for how they map onto ssa.
 	IgnoreRules []stagesetv1.IgnoreRule
+	// Reassert tells that the objects are those the stage last applied
+	// successfully (a steady-state run re-asserting them): the validation
+	// pass is skipped, as they passed it then. ssa still dry-runs each
+	// group of the stage before writing any of it, so a refused object
+	// stops its group; objects of earlier groups may have been corrected.
+	Reassert bool
 }
 
 // Apply sets the owner labels on every object (in place, so the caller's
@@ -48,7 +54,9 @@ type ApplyOptions struct {
 //
 // Before anything is written, every object is validated by a server-side
 // dry-run (see validate); a stage with one invalid object applies nothing and
-// the error names every bad object.
+// the error names every bad object. Re-asserted objects (opts.Reassert) are
+// not validated again: a steady-state run costs two requests per object
+// instead of four.
 //
 // It returns the change set: per object created, configured, unchanged or
 // skipped (stageset.io/ssa: Ignore, or IfNotPresent on an existing object).
@@ -62,8 +70,10 @@ func (m *Manager) Apply(ctx context.Context, owner Owner, objects []*unstructure
 	}
 	owner.SetLabels(objects...)
 
-	if err := m.validate(ctx, objects, ssaOpts); err != nil {
-		return nil, err
+	if !opts.Reassert {
+		if err := m.validate(ctx, objects, ssaOpts); err != nil {
+			return nil, err
+		}
 	}
 
 	// ssa sorts the slice it is given; the caller's order stays as it was.

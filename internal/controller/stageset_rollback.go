@@ -126,7 +126,8 @@ func (s *run) reassertSnapshot(ctx context.Context, mgr *apply.Manager) error {
 	if err != nil || snap == nil {
 		return err
 	}
-	opts := apply.ApplyOptions{IgnoreRules: s.ignoreRules()}
+	// The snapshot is what the stages last applied successfully.
+	opts := apply.ApplyOptions{IgnoreRules: s.ignoreRules(), Reassert: true}
 	for _, st := range snap.Stages {
 		owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: st.Name}
 		if mode == stagesetv1.DriftDetectionWarn {

@@ -25,7 +25,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
 	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
 	defer cancel()
-	opts := apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()}
+	opts := apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules(), Reassert: s.steady}
 
 	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionWarn {
 		// Warn: a server-side dry-run tells what drifted; nothing is written.
