@@ -87,8 +87,9 @@ type StageSetReconciler struct {
 
 	// runs are the runs under way.
 	runs inflight
-	// appliedInputs are the inputs of each StageSet's last successful run.
-	appliedInputs appliedInputs
+	// appliedInputs and attemptedInputs digest the stage inputs of each
+	// StageSet's last successful run and last attempted rollout.
+	appliedInputs, attemptedInputs inputDigests
 }
 
 // NewStageSet returns an empty StageSet, for callers that need an object of

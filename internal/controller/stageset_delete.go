@@ -41,6 +41,7 @@ func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.Stage
 	r.Metrics.Delete(obj.Namespace, obj.Name)
 	r.Builds.Forget(string(obj.UID) + "/")
 	r.appliedInputs.forget(obj.UID)
+	r.attemptedInputs.forget(obj.UID)
 	// Without finalizers the object is gone once patched.
 	if err := patcher.Patch(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err

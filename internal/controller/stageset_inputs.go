@@ -6,24 +6,32 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// appliedInputs remembers, per StageSet, the digest of the inputs its last
-// successful run applied (run.inputsDigest), so that a steady-state run can
-// tell a changed substituteFrom value from drift without reading the
-// snapshot. After a restart it is empty, and the first run compares the
-// built objects with the snapshot instead.
-type appliedInputs struct {
+// inputDigests remembers a digest of stage inputs (run.inputsDigest) per
+// StageSet. The reconciler keeps two: the inputs of the last successful run,
+// so that a steady-state run can tell a changed substituteFrom value from
+// drift without reading the snapshot; and the inputs of the last rollout
+// attempted, so that a changed value lifts the hold on a rolled back
+// revision set. Both are empty after a restart: the first run then compares
+// its built objects with the snapshot, and a hold stays until a revision,
+// the spec or a requestedAt token changes.
+type inputDigests struct {
 	mu      sync.Mutex
 	digests map[types.UID]string
 }
 
-func (a *appliedInputs) matches(uid types.UID, digest string) bool {
+func (a *inputDigests) get(uid types.UID) (string, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	known, ok := a.digests[uid]
+	digest, ok := a.digests[uid]
+	return digest, ok
+}
+
+func (a *inputDigests) matches(uid types.UID, digest string) bool {
+	known, ok := a.get(uid)
 	return ok && known == digest
 }
 
-func (a *appliedInputs) record(uid types.UID, digest string) {
+func (a *inputDigests) record(uid types.UID, digest string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.digests == nil {
@@ -32,7 +40,7 @@ func (a *appliedInputs) record(uid types.UID, digest string) {
 	a.digests[uid] = digest
 }
 
-func (a *appliedInputs) forget(uid types.UID) {
+func (a *inputDigests) forget(uid types.UID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.digests, uid)

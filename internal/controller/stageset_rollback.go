@@ -97,11 +97,15 @@ func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stages
 }
 
 // heldAfterRollback tells that this run would retry the revision set that
-// was just rolled back: it is held until a source revision, the spec or a
-// requestedAt token changes, so failure and rollback do not loop.
+// was just rolled back: it is held until a source revision, the spec, a
+// substituteFrom value or a requestedAt token changes, so failure and
+// rollback do not loop. (A changed value is known only while the controller
+// remembers the inputs of the attempt: not across a restart.)
 func (s *run) heldAfterRollback() bool {
+	attempted, known := s.r.attemptedInputs.get(s.obj.UID)
 	return conditions.GetReason(s.obj, meta.ReadyCondition) == stagesetv1.RolledBackReason &&
-		s.sameAsAttempted && s.obj.Status.ObservedGeneration == s.obj.Generation && !s.requested
+		s.sameAsAttempted && s.obj.Status.ObservedGeneration == s.obj.Generation && !s.requested &&
+		(!known || attempted == s.inputsDigest)
 }
 
 // hold keeps the rolled back state: the restored snapshot is re-asserted and

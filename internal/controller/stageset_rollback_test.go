@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -92,4 +94,35 @@ func TestFirstRolloutFailureHasNothingToRollBackTo(t *testing.T) {
 	obj.Spec.RollbackOnFailure = true
 	create(t, obj)
 	eventuallyReason(t, g, obj, "False/StageFailed")
+}
+
+// A substituteFrom value that fails a rollout is rolled back and held like
+// a bad revision; fixing the value lifts the hold and rolls it out.
+func TestFixedSubstituteFromValueLiftsTheHold(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	vars := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars"}, Data: map[string]string{"state": "fine"}}
+	create(t, vars)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("gate", "state", "${state}")})
+	st := gatedStage("b", "./")
+	st.PostBuild = &stagesetv1.PostBuild{SubstituteFrom: []stagesetv1.SubstituteReference{{Kind: "ConfigMap", Name: "vars"}}}
+	obj := newStageSet(ns, "app", src, st)
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.RollbackOnFailure = true
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	vars.Data["state"] = "broken"
+	g.Expect(env.Client.Update(ctx, vars)).To(Succeed())
+	eventuallyReason(t, g, obj, "False/RolledBack")
+	gate := configMapObj(ns, "gate")
+	get(g, gate)
+	g.Expect(gate.Data).To(HaveKeyWithValue("state", "fine"))
+
+	vars.Data["state"] = "mended"
+	g.Expect(env.Client.Update(ctx, vars)).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	get(g, gate)
+	g.Expect(gate.Data).To(HaveKeyWithValue("state", "mended"))
 }

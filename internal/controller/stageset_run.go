@@ -174,6 +174,7 @@ func (s *run) execute(ctx context.Context) error {
 				return s.deferral()
 			}
 		}
+		s.r.attemptedInputs.record(s.obj.UID, s.inputsDigest)
 		conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
 		conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
 		if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
