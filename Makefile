@@ -58,9 +58,11 @@ check-generated: ## Fail when generated files differ from what `make generate` p
 	done; echo "generated files are up to date"
 
 .PHONY: vet
-vet: ## Check formatting and run go vet in both modules.
+vet: ## Check formatting, that no Go file is left out of the build, and run go vet in both modules.
 	@unformatted=$$($$(go env GOROOT)/bin/gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "not gofmt-ed (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
+	@ignored=$$(go list -f '{{range .IgnoredGoFiles}}{{$$.Dir}}/{{.}} {{end}}' ./... && cd api && go list -f '{{range .IgnoredGoFiles}}{{$$.Dir}}/{{.}} {{end}}' ./...); \
+	  if [ -n "$$(echo $$ignored)" ]; then echo "Go files left out of the build on this platform (a _windows or _linux file suffix, a build tag?):"; echo "$$ignored"; exit 1; fi
 	go vet ./...
 	cd api && go vet ./...
 

@@ -34,7 +34,10 @@ func (p *objectPatcher) Patch(ctx context.Context, obj *stagesetv1.StageSet) err
 		status := obj.Status.DeepCopy()
 		base := p.written.DeepCopy()
 		base.Status = *status // only metadata goes into this patch
-		if err := p.client.Patch(ctx, obj, client.MergeFrom(base), client.FieldOwner(p.owner)); err != nil {
+		// A merge patch replaces the whole list: the optimistic lock keeps
+		// it from dropping a finalizer another controller added meanwhile.
+		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+		if err := p.client.Patch(ctx, obj, patch, client.FieldOwner(p.owner)); err != nil {
 			return err
 		}
 		obj.Status = *status
