@@ -42,6 +42,10 @@ func TestParseErrors(t *testing.T) {
 			`updateWindows[0]: unknown time zone "Mars/Base"`},
 		{"Local is not an IANA zone", []stagesetv1.UpdateWindow{allow("0 8 * * *", time.Hour, "Local")},
 			`updateWindows[0]: unknown time zone "Local": name an IANA zone such as Europe/Berlin`},
+		{"allow on a date that does not exist", []stagesetv1.UpdateWindow{allow("0 0 30 2 *", time.Hour, "")},
+			`updateWindows[0]: invalid schedule "0 0 30 2 *": it never starts a window (no such date)`},
+		{"deny on a date that does not exist", []stagesetv1.UpdateWindow{valid, deny("0 0 31 4,6,9,11 *", time.Hour, "Europe/Berlin")},
+			`updateWindows[1]: invalid schedule "0 0 31 4,6,9,11 *": it never starts a window`},
 		{"invalid type", []stagesetv1.UpdateWindow{uw("Maybe", "0 8 * * *", time.Hour, "")},
 			`updateWindows[0]: invalid type "Maybe": must be Allow or Deny`},
 	}
@@ -74,6 +78,12 @@ func TestParseAccepts(t *testing.T) {
 		deny("@yearly", time.Hour, ""),
 		deny("@annually", time.Hour, ""),
 		deny("  0 8 * * *  ", time.Hour, ""),
+		// Rare dates exist: every four years, in the last minute of a
+		// year, the 31st of the long months, and a day that is either.
+		allow("0 0 29 2 *", time.Hour, "Europe/Berlin"),
+		allow("59 23 31 12 *", time.Minute, "Pacific/Kiritimati"),
+		allow("0 0 31 * *", time.Hour, ""),
+		allow("0 0 30 2 MON", time.Hour, ""),
 	} {
 		if _, err := Parse([]stagesetv1.UpdateWindow{w}); err != nil {
 			t.Errorf("Parse(%q): %v", w.Schedule, err)

@@ -73,8 +73,18 @@ func compile(uw stagesetv1.UpdateWindow) (window, error) {
 	if err != nil {
 		return window{}, fmt.Errorf("invalid schedule %q: %w", uw.Schedule, err)
 	}
+	// A schedule of dates that do not exist (30 February) parses but never
+	// starts a window: an Allow window that would hold updates forever, or
+	// a Deny window that does nothing. Eight years cover every date there
+	// is, 29 February included.
+	if _, ok := spec.firstStart(neverReference, neverReference.AddDate(8, 0, 0)); !ok {
+		return window{}, fmt.Errorf("invalid schedule %q: it never starts a window (no such date)", uw.Schedule)
+	}
 	return window{starts: spec, duration: uw.Duration.Duration}, nil
 }
+
+// neverReference is where the check for schedules that never fire starts.
+var neverReference = time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 // loadZone loads an IANA zone; "" is UTC. "Local" is refused: it would make
 // the windows depend on the machine the controller runs on.
