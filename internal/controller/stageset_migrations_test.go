@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -182,4 +184,24 @@ func TestNewRevisionDuringAMigrationWaitsOnTheSameJob(t *testing.T) {
 	g.Expect(eventsWithReason(ns, "shop", stagesetv1.MigrationFailedReason)).To(BeEmpty())
 	g.Expect(hits.Load()).To(BeZero(), "no onFailure action ran")
 	g.Expect(obj.Status.Migrations).To(HaveLen(1))
+}
+
+// A migration that outlives the stage timeout fails the stage: a timeout is
+// a failure, not an interruption.
+func TestMigrationBeyondTheStageTimeoutFails(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app")})
+	st := stage("db", "./db")
+	st.Timeout = &metav1.Duration{Duration: 2 * time.Second}
+	obj := newStageSet(ns, "shop", src, st)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+
+	eventuallyReason(t, g, obj, "False/MigrationFailed")
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
+		HavePrefix(`migration "1" of stage "db" failed: timed out waiting for Job/`+ns+`/shop-db-m-1`),
+		ContainSubstring("context deadline exceeded")))
+	g.Expect(obj.Status.Stages[0].Phase).To(Equal(stagesetv1.StagePhaseFailed))
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
 }
