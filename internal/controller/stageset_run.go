@@ -40,8 +40,9 @@ type run struct {
 	// newRevisions tells that the pinned set differs from the last applied.
 	newRevisions bool
 	// steady tells that the run re-asserts what the last run applied: same
-	// revision set, same generation, last run successful, nothing deferred. Objects such a run
-	// creates or configures are drift, and its progress is not patched.
+	// revision set, generation and stage inputs, last run successful,
+	// nothing deferred. Objects such a run creates or configures are drift,
+	// and its progress is not patched.
 	steady bool
 	// applied tells that every stage was applied and verified.
 	applied bool
