@@ -10,7 +10,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -102,11 +101,8 @@ func TestFixedSubstituteFromValueLiftsTheHold(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	vars := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars"}, Data: map[string]string{"state": "fine"}}
-	create(t, vars)
 	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("gate", "state", "${state}")})
-	st := gatedStage("b", "./")
-	st.PostBuild = &stagesetv1.PostBuild{SubstituteFrom: []stagesetv1.SubstituteReference{{Kind: "ConfigMap", Name: "vars"}}}
+	st, vars := substituteFromVars(t, ns, gatedStage("b", "./"), map[string]string{"state": "fine"})
 	obj := newStageSet(ns, "app", src, st)
 	obj.Spec.TargetNamespace = ns
 	obj.Spec.RollbackOnFailure = true

@@ -32,6 +32,16 @@ func substitutingStageSet(t *testing.T, ns string) *stagesetv1.StageSet {
 	return obj
 }
 
+// substituteFromVars creates ConfigMap "vars" in ns with data and makes st
+// substitute from it.
+func substituteFromVars(t *testing.T, ns string, st stagesetv1.Stage, data map[string]string) (stagesetv1.Stage, *corev1.ConfigMap) {
+	t.Helper()
+	vars := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars"}, Data: data}
+	create(t, vars)
+	st.PostBuild = &stagesetv1.PostBuild{SubstituteFrom: []stagesetv1.SubstituteReference{{Kind: "ConfigMap", Name: "vars"}}}
+	return st, vars
+}
+
 func appData(g Gomega, ns string) func() map[string]string {
 	return func() map[string]string {
 		cm := configMapObj(ns, "app")

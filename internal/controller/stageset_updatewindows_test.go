@@ -9,7 +9,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -164,11 +163,8 @@ func TestSubstituteFromChangesWaitForAWindow(t *testing.T) {
 	opens := nextUTC(3, 0, 0)
 	setClock(t, opens.Add(10*time.Minute)) // inside 03:00–04:00
 
-	vars := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars"}, Data: map[string]string{"v": "one"}}
-	create(t, vars)
 	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("app", "v", "${v}")})
-	st := stage("a", "./")
-	st.PostBuild = &stagesetv1.PostBuild{SubstituteFrom: []stagesetv1.SubstituteReference{{Kind: "ConfigMap", Name: "vars"}}}
+	st, vars := substituteFromVars(t, ns, stage("a", "./"), map[string]string{"v": "one"})
 	obj := newStageSet(ns, "app", src, st)
 	obj.Spec.TargetNamespace = ns
 	obj.Spec.UpdateWindows = []stagesetv1.UpdateWindow{{
