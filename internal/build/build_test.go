@@ -301,3 +301,23 @@ spec:
 		"ServiceAccount/b/sa",
 	}))
 }
+
+// Substitution types values the way kustomize-controller does (docs/api.md
+// says so): a number stays a number inside quotes, and substituted quotes
+// keep it a string.
+func TestBuild_SubstitutedNumbers(t *testing.T) {
+	g := NewWithT(t)
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"cm.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ports
+data:
+  quoted: "${port}"
+  string: ${quote}${port}${quote}
+`})
+	objs, err := Build(Input{Root: root, Path: "./", Substitute: map[string]string{"port": "8080", "quote": `"`}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(nested(objs[0], "data", "quoted")).To(Equal(int64(8080)))
+	g.Expect(nested(objs[0], "data", "string")).To(Equal("8080"))
+}
