@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -82,19 +83,33 @@ func (r *Runner) setHeaders(ctx context.Context, req *http.Request, name string)
 	return nil
 }
 
-// httpClient returns the injected client, else one that follows no
-// redirects, uses no proxy and, without an allow-list, refuses non-public
-// addresses when it dials.
+// httpClient returns the injected client, else one of the two shared
+// clients: without an allow-list, the one that refuses non-public addresses
+// when it dials.
 func (r *Runner) httpClient() *http.Client {
-	if r.HTTPClient != nil {
+	switch {
+	case r.HTTPClient != nil:
 		return r.HTTPClient
+	case len(r.AllowedHosts) == 0:
+		return publicOnlyClient
 	}
-	dialer := &net.Dialer{Timeout: 30 * time.Second}
-	if len(r.AllowedHosts) == 0 {
-		// Checking in Control, after resolution and before connect, is what
-		// defeats DNS rebinding: the address checked is the one dialled.
-		dialer.Control = refuseNonPublic
-	}
+	return allowListClient
+}
+
+// The clients of HTTP actions, built once so that actions share their
+// connections instead of leaving a transport with idle connections behind
+// each request.
+var (
+	// Checking in Control, after resolution and before connect, is what
+	// defeats DNS rebinding: the address checked is the one dialled.
+	publicOnlyClient = newHTTPClient(refuseNonPublic)
+	allowListClient  = newHTTPClient(nil)
+)
+
+// newHTTPClient returns a client that follows no redirects, uses no proxy
+// and checks each dialled address with control (none when nil).
+func newHTTPClient(control func(network, address string, c syscall.RawConn) error) *http.Client {
+	dialer := &net.Dialer{Timeout: 30 * time.Second, Control: control}
 	return &http.Client{
 		Transport: &http.Transport{
 			// No proxy: a proxy would dial the target itself, out of reach of

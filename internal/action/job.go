@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fluxcd/pkg/ssa/utils"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -29,7 +30,7 @@ func (r *Runner) RunJobs(ctx context.Context, jobs []*unstructured.Unstructured,
 			job.SetNamespace(r.Namespace)
 		}
 		if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating %s: %w", describe(job), err)
+			return fmt.Errorf("creating %s: %w", utils.FmtUnstructured(job), err)
 		}
 	}
 	for _, job := range jobs {
@@ -49,7 +50,7 @@ func (r *Runner) waitJob(ctx context.Context, job *unstructured.Unstructured) er
 		current.SetGroupVersionKind(job.GroupVersionKind())
 		if err := r.Client.Get(ctx, key, current); err != nil {
 			if readRefused(err) || apierrors.IsNotFound(err) {
-				return false, fmt.Errorf("reading %s: %w", describe(job), err)
+				return false, fmt.Errorf("reading %s: %w", utils.FmtUnstructured(job), err)
 			}
 			// Keep the progress already seen: it says more than a read
 			// failing as the timeout nears.
@@ -61,12 +62,12 @@ func (r *Runner) waitJob(ctx context.Context, job *unstructured.Unstructured) er
 		done, failure, progress := jobState(current)
 		last = progress
 		if failure != "" {
-			return false, fmt.Errorf("%s failed: %s%s", describe(job), failure, r.failureLog(ctx, current))
+			return false, fmt.Errorf("%s failed: %s%s", utils.FmtUnstructured(job), failure, r.failureLog(ctx, current))
 		}
 		return done, nil
 	})
 	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("timed out waiting for %s (%s): %w", describe(job), last, context.Cause(ctx))
+		return fmt.Errorf("timed out waiting for %s (%s): %w", utils.FmtUnstructured(job), last, context.Cause(ctx))
 	}
 	return err
 }

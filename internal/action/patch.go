@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fluxcd/pkg/ssa/utils"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,9 +45,9 @@ func (r *Runner) patch(ctx context.Context, p *stagesetv1.PatchAction) error {
 	}
 	if err := r.Client.Patch(ctx, obj, client.RawPatch(pt, body)); err != nil {
 		if pt == types.StrategicMergePatchType && apierrors.IsUnsupportedMediaType(err) {
-			return fmt.Errorf("patching %s: strategic merge patches work only on built-in kinds, use merge or json6902: %w", describe(obj), err)
+			return fmt.Errorf("patching %s: strategic merge patches work only on built-in kinds, use merge or json6902: %w", utils.FmtUnstructured(obj), err)
 		}
-		return fmt.Errorf("patching %s: %w", describe(obj), err)
+		return fmt.Errorf("patching %s: %w", utils.FmtUnstructured(obj), err)
 	}
 	return nil
 }

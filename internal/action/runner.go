@@ -73,6 +73,14 @@ func Verb(a stagesetv1.Action) string {
 	return ""
 }
 
+// Timeout is the budget of an action: its own timeout, else def.
+func Timeout(a stagesetv1.Action, def time.Duration) time.Duration {
+	if a.Timeout != nil && a.Timeout.Duration > 0 {
+		return a.Timeout.Duration
+	}
+	return def
+}
+
 // Run runs one action bounded by its timeout (a.Timeout, else
 // defaultTimeout) and returns an error saying what failed.
 //
@@ -81,11 +89,7 @@ func Verb(a stagesetv1.Action) string {
 // RunJobs; Run refuses a job action so that a caller forgetting this fails
 // loudly instead of silently skipping the action.
 func (r *Runner) Run(ctx context.Context, a stagesetv1.Action, defaultTimeout time.Duration) error {
-	timeout := defaultTimeout
-	if a.Timeout != nil && a.Timeout.Duration > 0 {
-		timeout = a.Timeout.Duration
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, Timeout(a, defaultTimeout))
 	defer cancel()
 
 	var err error
@@ -130,13 +134,4 @@ func (r *Runner) object(ref stagesetv1.ObjectReference) (*unstructured.Unstructu
 		obj.SetNamespace(ns)
 	}
 	return obj, nil
-}
-
-// describe names an object in messages as Kind/namespace/name.
-func describe(obj client.Object) string {
-	kind := obj.GetObjectKind().GroupVersionKind().Kind
-	if obj.GetNamespace() == "" {
-		return kind + "/" + obj.GetName()
-	}
-	return kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
 }

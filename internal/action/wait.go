@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/cel"
+	"github.com/fluxcd/pkg/ssa/utils"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -58,17 +59,17 @@ func (r *Runner) waitFor(ctx context.Context, ref stagesetv1.ObjectReference, ex
 		}
 		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			if apierrors.IsNotFound(err) {
-				notYet = fmt.Errorf("%s not found", describe(obj))
+				notYet = fmt.Errorf("%s not found", utils.FmtUnstructured(obj))
 				return false, nil
 			}
 			if readRefused(err) {
-				return false, fmt.Errorf("reading %s: %w", describe(obj), err)
+				return false, fmt.Errorf("reading %s: %w", utils.FmtUnstructured(obj), err)
 			}
 			// A read failing as the timeout nears (the client's rate limiter
 			// refuses to wait past the deadline) must not hide the reason
 			// the expression did not hold so far.
 			if notYet == nil {
-				notYet = fmt.Errorf("reading %s: %w", describe(obj), err)
+				notYet = fmt.Errorf("reading %s: %w", utils.FmtUnstructured(obj), err)
 			}
 			return false, nil
 		}
@@ -77,7 +78,7 @@ func (r *Runner) waitFor(ctx context.Context, ref stagesetv1.ObjectReference, ex
 		case err != nil:
 			notYet = err
 		case !ok:
-			notYet = fmt.Errorf("%s: %q is false", describe(obj), expr)
+			notYet = fmt.Errorf("%s: %q is false", utils.FmtUnstructured(obj), expr)
 		}
 		return err == nil && ok, nil
 	})

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
-	"github.com/fluxcd/pkg/ssa/utils"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -45,12 +43,7 @@ func (m *Manager) Delete(ctx context.Context, owner Owner, objects []*unstructur
 			deleted.Add(*entry)
 		case meta.IsNoMatchError(err):
 			// The kind is gone (its CRD was deleted), so are its objects.
-			deleted.Add(ssa.ChangeSetEntry{
-				ObjMetadata:  object.UnstructuredToObjMetadata(obj),
-				GroupVersion: obj.GroupVersionKind().Version,
-				Subject:      utils.FmtUnstructured(obj),
-				Action:       ssa.DeletedAction,
-			})
+			deleted.Add(entryFor(obj, ssa.DeletedAction))
 		default:
 			failed = append(failed, obj)
 			errs = append(errs, err)

@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"github.com/fluxcd/pkg/ssa/utils"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -28,14 +29,5 @@ func (o Owner) Labels() map[string]string {
 // SetLabels adds the ownership labels to every object, keeping its other
 // labels.
 func (o Owner) SetLabels(objects ...*unstructured.Unstructured) {
-	for _, obj := range objects {
-		labels := obj.GetLabels()
-		if labels == nil {
-			labels = make(map[string]string, 3)
-		}
-		for k, v := range o.Labels() {
-			labels[k] = v
-		}
-		obj.SetLabels(labels)
-	}
+	utils.SetCommonMetadata(objects, o.Labels(), nil)
 }

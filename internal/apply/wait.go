@@ -17,20 +17,17 @@ import (
 	"github.com/fluxcd/pkg/ssa/utils"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
 
-// Defaults of WaitOptions.
-const (
-	// DefaultWaitInterval is the poll interval when WaitOptions.Interval is 0.
-	DefaultWaitInterval = time.Second
-	// DefaultWaitTimeout is the budget when WaitOptions.Timeout is 0: the
-	// default stage timeout of SPEC §3.1.
-	DefaultWaitTimeout = 5 * time.Minute
-)
+// DefaultWaitInterval is the poll interval when WaitOptions.Interval is 0.
+const DefaultWaitInterval = time.Second
 
 // WaitOptions of one stage's health gate.
 type WaitOptions struct {
-	// Timeout bounds the wait; DefaultWaitTimeout when 0.
+	// Timeout bounds the wait; the default stage timeout
+	// (stagesetv1.DefaultTimeout) when 0.
 	Timeout time.Duration
 	// Interval is the poll interval; DefaultWaitInterval when 0.
 	Interval time.Duration
@@ -75,7 +72,7 @@ func (m *Manager) Wait(ctx context.Context, objects object.ObjMetadataSet, opts 
 		opts.Interval = DefaultWaitInterval
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultWaitTimeout
+		opts.Timeout = stagesetv1.DefaultTimeout
 	}
 	return waitForSet(ctx, poller, set, opts.Interval, opts.Timeout)
 }

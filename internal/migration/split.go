@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fluxcd/pkg/ssa/utils"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -43,20 +44,20 @@ func Split(objects []*unstructured.Unstructured) ([]Migration, []*unstructured.U
 		}
 		if gvk := obj.GroupVersionKind(); gvk.Group != "batch" || gvk.Kind != "Job" {
 			return nil, nil, fmt.Errorf("%w: %s carries the %s annotation, which only a batch Job may carry",
-				ErrInvalid, describe(obj), stagesetv1.MigrationAnnotation)
+				ErrInvalid, utils.FmtUnstructured(obj), stagesetv1.MigrationAnnotation)
 		}
 		if strings.TrimSpace(version) == "" {
 			return nil, nil, fmt.Errorf("%w: %s has an empty %s annotation",
-				ErrInvalid, describe(obj), stagesetv1.MigrationAnnotation)
+				ErrInvalid, utils.FmtUnstructured(obj), stagesetv1.MigrationAnnotation)
 		}
 		key := jobNameKey(version)
 		if other, dup := byKey[key]; dup {
 			if other.Version == version {
 				return nil, nil, fmt.Errorf("%w: %s and %s are both migration version %q",
-					ErrInvalid, describe(other.Job), describe(obj), version)
+					ErrInvalid, utils.FmtUnstructured(other.Job), utils.FmtUnstructured(obj), version)
 			}
 			return nil, nil, fmt.Errorf("%w: %s (version %q) and %s (version %q) would run as the same Job; versions must differ in more than case and punctuation",
-				ErrInvalid, describe(other.Job), other.Version, describe(obj), version)
+				ErrInvalid, utils.FmtUnstructured(other.Job), other.Version, utils.FmtUnstructured(obj), version)
 		}
 		m := Migration{Version: version, Job: obj}
 		byKey[key] = m
@@ -64,14 +65,6 @@ func Split(objects []*unstructured.Unstructured) ([]Migration, []*unstructured.U
 	}
 	slices.SortStableFunc(migrations, func(a, b Migration) int { return compare(a.Version, b.Version) })
 	return migrations, others, nil
-}
-
-// describe names an object for error messages: Kind/namespace/name.
-func describe(obj *unstructured.Unstructured) string {
-	if ns := obj.GetNamespace(); ns != "" {
-		return obj.GetKind() + "/" + ns + "/" + obj.GetName()
-	}
-	return obj.GetKind() + "/" + obj.GetName()
 }
 
 // SpecHash returns the SHA-256, in hex, of a Job's spec. The ledger keeps
