@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -40,9 +41,9 @@ func Fingerprint(artifactDigest string, in Input) string {
 		Path            string
 		TargetNamespace string
 		Patches         any
-		Substitute      map[string]string
-		Substitutes     bool
-	}{artifactDigest, in.Path, in.TargetNamespace, in.Patches, in.Substitute, in.Substitute != nil})
+		// A nil map (no postBuild) encodes as null, an empty one as {}.
+		Substitute map[string]string
+	}{artifactDigest, in.Path, in.TargetNamespace, in.Patches, in.Substitute})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }
@@ -57,7 +58,7 @@ func (c *Cache) Get(key, fingerprint string) ([]*unstructured.Unstructured, bool
 	}
 	c.clock++
 	e.used = c.clock
-	return deepCopy(e.objects), true
+	return CopyObjects(e.objects), true
 }
 
 // Put records the objects built for key, evicting the least recently used
@@ -75,7 +76,7 @@ func (c *Cache) Put(key, fingerprint string, objects []*unstructured.Unstructure
 		delete(c.entries, oldest)
 	}
 	c.clock++
-	c.entries[key] = &cacheEntry{fingerprint: fingerprint, objects: deepCopy(objects), used: c.clock}
+	c.entries[key] = &cacheEntry{fingerprint: fingerprint, objects: CopyObjects(objects), used: c.clock}
 }
 
 // Forget drops every entry whose key starts with prefix (a deleted StageSet).
@@ -83,13 +84,15 @@ func (c *Cache) Forget(prefix string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.entries {
-		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
+		if strings.HasPrefix(k, prefix) {
 			delete(c.entries, k)
 		}
 	}
 }
 
-func deepCopy(objects []*unstructured.Unstructured) []*unstructured.Unstructured {
+// CopyObjects returns deep copies of objects, for callers that change what
+// they apply (labels, names) while the originals are kept.
+func CopyObjects(objects []*unstructured.Unstructured) []*unstructured.Unstructured {
 	out := make([]*unstructured.Unstructured, len(objects))
 	for i, o := range objects {
 		out[i] = o.DeepCopy()

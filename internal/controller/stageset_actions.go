@@ -38,11 +38,8 @@ func (s *run) runAction(ctx context.Context, plan plannedStage, group string, a 
 	if a.Job == nil {
 		return s.actionRunner().Run(ctx, a, timeout)
 	}
-	if a.Timeout != nil {
-		timeout = a.Timeout.Duration
-	}
-	jobs := copyObjects(plan.actionJobs[actionKey(group, a.Name)])
-	if err := s.actionRunner().RunJobs(ctx, jobs, timeout); err != nil {
+	jobs := build.CopyObjects(plan.actionJobs[actionKey(group, a.Name)])
+	if err := s.actionRunner().RunJobs(ctx, jobs, action.Timeout(a, timeout)); err != nil {
 		return fmt.Errorf("job action %q: %w", a.Name, err)
 	}
 	return nil
@@ -64,8 +61,7 @@ func (s *run) runOnFailure(ctx context.Context, plan plannedStage) {
 		if err := s.runAction(ctx, plan, "onFailure", a); err != nil {
 			result = "failed: " + err.Error()
 		}
-		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(s.revision), corev1.EventTypeWarning,
-			stagesetv1.OnFailureActionReason, "Reconcile", "onFailure action %q (%s) of stage %q %s", a.Name, action.Verb(a), stage.Name, result)
+		s.r.eventf(s.obj, s.revision, corev1.EventTypeWarning, stagesetv1.OnFailureActionReason, "onFailure action %q (%s) of stage %q %s", a.Name, action.Verb(a), stage.Name, result)
 	}
 }
 

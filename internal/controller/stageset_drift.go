@@ -60,11 +60,9 @@ func (r *StageSetReconciler) reportDrift(s *run) {
 		for _, stage := range s.corrected.stages {
 			r.Metrics.RecordDriftCorrected(obj.Namespace, obj.Name, stage, len(s.corrected.byStage[stage]))
 		}
-		r.EventRecorder.AnnotatedEventf(obj, nil, revisionAnnotations(s.revision), corev1.EventTypeWarning,
-			stagesetv1.DriftCorrectedReason, "Reconcile", "Drift corrected: %s", s.corrected.String())
+		r.eventf(obj, s.revision, corev1.EventTypeWarning, stagesetv1.DriftCorrectedReason, "Drift corrected: %s", s.corrected.String())
 	}
 	if !s.detected.empty() {
-		r.EventRecorder.AnnotatedEventf(obj, nil, revisionAnnotations(s.revision), corev1.EventTypeWarning,
-			stagesetv1.DriftDetectedReason, "Reconcile", "Drift detected (not corrected, driftDetection.mode is Warn): %s", s.detected.String())
+		r.eventf(obj, s.revision, corev1.EventTypeWarning, stagesetv1.DriftDetectedReason, "Drift detected (not corrected, driftDetection.mode is Warn): %s", s.detected.String())
 	}
 }

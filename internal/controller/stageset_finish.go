@@ -107,7 +107,13 @@ func (r *StageSetReconciler) event(obj *stagesetv1.StageSet, revision string, re
 	if ready.status == string(metav1.ConditionFalse) {
 		eventType = corev1.EventTypeWarning
 	}
-	r.EventRecorder.AnnotatedEventf(obj, nil, revisionAnnotations(revision), eventType, ready.reason, "Reconcile", "%s", ready.message)
+	r.eventf(obj, revision, eventType, ready.reason, "%s", ready.message)
+}
+
+// eventf emits an event of obj for Kubernetes and notification-controller,
+// annotated with the revision it is about.
+func (r *StageSetReconciler) eventf(obj *stagesetv1.StageSet, revision, eventType, reason, format string, args ...any) {
+	r.EventRecorder.AnnotatedEventf(obj, nil, revisionAnnotations(revision), eventType, reason, "Reconcile", format, args...)
 }
 
 // revisionAnnotations carries the revision to notification-controller.

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
-	"github.com/stageset/stageset-controller/internal/apply"
 	"github.com/stageset/stageset-controller/internal/migration"
 )
 
@@ -29,27 +29,24 @@ func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedS
 	if len(plan.migrations) == 0 {
 		return nil
 	}
-	done, err := s.r.Migrations.Load(ctx, s.obj)
+	done, err := s.ledger(ctx)
 	if err != nil {
 		return s.migrationFailed(ctx, stage.Name, "", fmt.Errorf("reading the migration ledger: %w", err))
 	}
-	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
 	for _, m := range plan.migrations {
 		if rec, ok := done[migration.Key(stage.Name, m.Version)]; ok {
 			if rec.JobSpecHash != migration.SpecHash(m.Job) {
-				s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(plan.revision), corev1.EventTypeWarning, MigrationChangedReason, "Reconcile",
-					"Migration %q of stage %q changed since it completed; it is not run again", m.Version, stage.Name)
+				s.r.eventf(s.obj, plan.revision, corev1.EventTypeWarning, MigrationChangedReason, "Migration %q of stage %q changed since it completed; it is not run again", m.Version, stage.Name)
 			}
 			continue
 		}
 
-		job := s.migrationJob(stage, owner, m)
+		job := s.migrationJob(stage, m)
 		s.setPhase(stage.Name, stagesetv1.StagePhaseMigrating, fmt.Sprintf("Running migration %q (Job %s)", m.Version, job.GetName()))
 		if err := s.patchProgress(ctx, "Migrating stage %q: version %q", stage.Name, m.Version); err != nil {
 			return err
 		}
-		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(plan.revision), corev1.EventTypeNormal,
-			stagesetv1.MigrationStartedReason, "Reconcile", "Migration %q of stage %q started (Job %s/%s)", m.Version, stage.Name, job.GetNamespace(), job.GetName())
+		s.r.eventf(s.obj, plan.revision, corev1.EventTypeNormal, stagesetv1.MigrationStartedReason, "Migration %q of stage %q started (Job %s/%s)", m.Version, stage.Name, job.GetNamespace(), job.GetName())
 		if err := s.actionRunner().RunJobs(ctx, []*unstructured.Unstructured{job}, s.obj.GetStageTimeout(stage)); err != nil {
 			return s.migrationFailed(ctx, stage.Name, m.Version, err)
 		}
@@ -58,10 +55,10 @@ func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedS
 		if err := s.r.Migrations.Record(ctx, s.obj, rec); err != nil {
 			return s.migrationFailed(ctx, stage.Name, m.Version, fmt.Errorf("recording it in the ledger: %w", err))
 		}
+		done[migration.Key(stage.Name, m.Version)] = rec
 		s.obj.Status.Migrations = append(s.obj.Status.Migrations, rec.Status())
 		ranNow[m.Version] = true
-		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(plan.revision), corev1.EventTypeNormal,
-			stagesetv1.MigrationCompletedReason, "Reconcile", "Migration %q of stage %q completed", m.Version, stage.Name)
+		s.r.eventf(s.obj, plan.revision, corev1.EventTypeNormal, stagesetv1.MigrationCompletedReason, "Migration %q of stage %q completed", m.Version, stage.Name)
 	}
 	return nil
 }
@@ -71,38 +68,52 @@ func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedS
 // the stage's next successful rollout; the ledger keeps the record. Best
 // effort: a Job that cannot be deleted is tried again next time.
 func (s *run) cleanupMigrationJobs(ctx context.Context, stage stagesetv1.Stage, ranNow map[string]bool) {
-	done, err := s.r.Migrations.Load(ctx, s.obj)
+	done, err := s.ledger(ctx)
 	if err != nil {
 		return
 	}
-	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
 	for _, rec := range done {
 		if rec.Stage != stage.Name || ranNow[rec.Version] {
 			continue
 		}
-		job := s.migrationJob(stage, owner, migration.Migration{Version: rec.Version, Job: &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "batch/v1", "kind": "Job",
-		}}})
-		job.SetName(rec.Job)
+		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: s.jobNamespace(stage), Name: rec.Job}}
 		_ = s.kube.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	}
+}
+
+// ledger returns the completed migrations of the StageSet, read from the
+// ledger Secret once per run; the records the run writes are added to it.
+func (s *run) ledger(ctx context.Context) (map[string]migration.Record, error) {
+	if s.migrationsDone == nil {
+		done, err := s.r.Migrations.Load(ctx, s.obj)
+		if err != nil {
+			return nil, err
+		}
+		s.migrationsDone = done
+	}
+	return s.migrationsDone, nil
 }
 
 // migrationJob is the Job that runs a migration: the built Job under its
 // deterministic name, in the stage's namespace, with the ownership labels
 // and its stageset.io/migration annotation.
-func (s *run) migrationJob(stage stagesetv1.Stage, owner apply.Owner, m migration.Migration) *unstructured.Unstructured {
+func (s *run) migrationJob(stage stagesetv1.Stage, m migration.Migration) *unstructured.Unstructured {
 	job := m.Job.DeepCopy()
 	job.SetName(migration.JobName(s.obj.Name, stage.Name, m.Version))
 	if job.GetNamespace() == "" {
-		ns := s.obj.GetStageTargetNamespace(stage)
-		if ns == "" {
-			ns = s.obj.Namespace
-		}
-		job.SetNamespace(ns)
+		job.SetNamespace(s.jobNamespace(stage))
 	}
-	owner.SetLabels(job)
+	s.owner(stage.Name).SetLabels(job)
 	return job
+}
+
+// jobNamespace is where a stage's Jobs that name no namespace run: the
+// stage's target namespace, else the StageSet's.
+func (s *run) jobNamespace(stage stagesetv1.Stage) string {
+	if ns := s.obj.GetStageTargetNamespace(stage); ns != "" {
+		return ns
+	}
+	return s.obj.Namespace
 }
 
 // migrationFailed marks the stage Failed and returns the MigrationFailed
@@ -115,7 +126,6 @@ func (s *run) migrationFailed(ctx context.Context, stage, version string, err er
 	err = fmt.Errorf("migration %q of stage %q failed: %w", version, stage, err)
 	s.setPhase(stage, stagesetv1.StagePhaseFailed, err.Error())
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage, false)
-	s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(s.revision), corev1.EventTypeWarning,
-		stagesetv1.MigrationFailedReason, "Reconcile", "%s", err.Error())
+	s.r.eventf(s.obj, s.revision, corev1.EventTypeWarning, stagesetv1.MigrationFailedReason, "%s", err.Error())
 	return &runError{reason: stagesetv1.MigrationFailedReason, stage: stage, err: err}
 }

@@ -13,6 +13,7 @@ import (
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
+	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 )
 
@@ -24,8 +25,7 @@ func (s *run) saveSnapshot(ctx context.Context) {
 		snap.Stages = append(snap.Stages, snapshot.Stage{Name: plan.spec.Name, Revision: plan.revision, Objects: plan.objects})
 	}
 	if err := s.r.Snapshots.Save(ctx, s.obj, snap); err != nil {
-		s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(s.revision), corev1.EventTypeWarning,
-			stagesetv1.RollbackStoreFailedReason, "Reconcile", "Storing the snapshot of revision %s failed: %s", s.revision, err)
+		s.r.eventf(s.obj, s.revision, corev1.EventTypeWarning, stagesetv1.RollbackStoreFailedReason, "Storing the snapshot of revision %s failed: %s", s.revision, err)
 	}
 }
 
@@ -58,11 +58,11 @@ func (s *run) rollback(ctx context.Context, mgr *apply.Manager, failedStage stri
 func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stagesetv1.Stage, snap *snapshot.Stage) error {
 	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
 	defer cancel()
-	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
+	owner := s.owner(stage.Name)
 	var objects []*unstructured.Unstructured
 	revision := ""
 	if snap != nil {
-		objects, revision = copyObjects(snap.Objects), snap.Revision
+		objects, revision = build.CopyObjects(snap.Objects), snap.Revision
 	}
 	status := s.stageStatus(stage.Name)
 	restored := &stagesetv1.ResourceInventory{}
@@ -85,10 +85,7 @@ func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stages
 	}
 	status.Inventory, status.Revision = restored, revision
 	if changeSet != nil {
-		if err := mgr.Wait(ctx, waitSet(changeSet), apply.WaitOptions{
-			Timeout: s.obj.GetStageTimeout(stage), HealthChecks: stage.HealthChecks,
-			DefaultNamespace: s.obj.Namespace, Exprs: stage.HealthCheckExprs, Objects: stage.IsWaitEnabled(),
-		}); err != nil {
+		if err := mgr.Wait(ctx, waitSet(changeSet), s.waitOptions(stage)); err != nil {
 			return fmt.Errorf("health check: %w", err)
 		}
 	}
@@ -133,16 +130,16 @@ func (s *run) reassertSnapshot(ctx context.Context, mgr *apply.Manager) error {
 	// The snapshot is what the stages last applied successfully.
 	opts := apply.ApplyOptions{IgnoreRules: s.ignoreRules(), Reassert: true}
 	for _, st := range snap.Stages {
-		owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: st.Name}
+		owner := s.owner(st.Name)
 		if mode == stagesetv1.DriftDetectionWarn {
-			cs, err := mgr.Diff(ctx, owner, copyObjects(st.Objects), opts)
+			cs, err := mgr.Diff(ctx, owner, build.CopyObjects(st.Objects), opts)
 			if err != nil {
 				return stageFailed(stagesetv1.StageFailedReason, st.Name, fmt.Errorf("drift detection: %w", err))
 			}
 			s.detected.record(st.Name, cs)
 			continue
 		}
-		cs, err := mgr.Apply(ctx, owner, copyObjects(st.Objects), opts)
+		cs, err := mgr.Apply(ctx, owner, build.CopyObjects(st.Objects), opts)
 		s.corrected.record(st.Name, cs)
 		if err != nil {
 			return stageFailed(stagesetv1.StageFailedReason, st.Name, fmt.Errorf("re-asserting revision %s: %w", st.Revision, err))
@@ -170,12 +167,4 @@ func stageCause(err error) string {
 		return errors.Unwrap(re.err).Error()
 	}
 	return err.Error()
-}
-
-func copyObjects(objects []*unstructured.Unstructured) []*unstructured.Unstructured {
-	out := make([]*unstructured.Unstructured, len(objects))
-	for i, o := range objects {
-		out[i] = o.DeepCopy()
-	}
-	return out
 }

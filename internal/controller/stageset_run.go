@@ -70,6 +70,9 @@ type run struct {
 	// do (reading pod logs).
 	kubeConfig *rest.Config
 
+	// migrationsDone is the migration ledger, read once (ledger).
+	migrationsDone map[string]migration.Record
+
 	// snapshot is the last good snapshot, loaded once (lastSnapshot).
 	snapshot       *snapshot.Snapshot
 	snapshotErr    error

@@ -22,7 +22,7 @@ import (
 // when it ends, so users can watch the rollout live.
 func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedStage) error {
 	stage := plan.spec
-	owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage.Name}
+	owner := s.owner(stage.Name)
 	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
 	defer cancel()
 	opts := apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules(), Reassert: s.steady}
@@ -84,13 +84,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	if err := s.patchProgress(ctx, "Verifying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return err
 	}
-	if err := mgr.Wait(ctx, waitSet(changeSet), apply.WaitOptions{
-		Timeout:          s.obj.GetStageTimeout(stage),
-		HealthChecks:     stage.HealthChecks,
-		DefaultNamespace: s.obj.Namespace,
-		Exprs:            stage.HealthCheckExprs,
-		Objects:          stage.IsWaitEnabled(),
-	}); err != nil {
+	if err := mgr.Wait(ctx, waitSet(changeSet), s.waitOptions(stage)); err != nil {
 		return s.failStage(ctx, stage.Name, fmt.Errorf("health check: %w", err))
 	}
 	// Post actions, once per revision: the stage is Ready only after them.
@@ -121,6 +115,23 @@ func (s *run) patchProgress(ctx context.Context, format string, args ...any) err
 }
 
 // ignoreRules are the driftDetection.ignore rules of the StageSet.
+// owner is the ownership of a stage's objects.
+func (s *run) owner(stage string) apply.Owner {
+	return apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: stage}
+}
+
+// waitOptions is how a stage's health is checked, by a rollout and by a
+// rollback alike.
+func (s *run) waitOptions(stage stagesetv1.Stage) apply.WaitOptions {
+	return apply.WaitOptions{
+		Timeout:          s.obj.GetStageTimeout(stage),
+		HealthChecks:     stage.HealthChecks,
+		DefaultNamespace: s.obj.Namespace,
+		Exprs:            stage.HealthCheckExprs,
+		Objects:          stage.IsWaitEnabled(),
+	}
+}
+
 func (s *run) ignoreRules() []stagesetv1.IgnoreRule {
 	if s.obj.Spec.DriftDetection == nil {
 		return nil

@@ -42,8 +42,7 @@ func (s *run) gateRollout(ctx context.Context, mgr *apply.Manager) (deferred boo
 		// yet, the Ready transition to UpdateDeferred is the event.
 		s.r.Metrics.RecordUpdateDeferred(s.obj.Namespace, s.obj.Name)
 		if len(s.obj.Status.LastAppliedRevisions) > 0 {
-			s.r.EventRecorder.AnnotatedEventf(s.obj, nil, revisionAnnotations(s.revision), corev1.EventTypeNormal,
-				stagesetv1.UpdateDeferredReason, "Reconcile", "Revision %s deferred: %s", s.revision, opening(next, ok))
+			s.r.eventf(s.obj, s.revision, corev1.EventTypeNormal, stagesetv1.UpdateDeferredReason, "Revision %s deferred: %s", s.revision, opening(next, ok))
 		}
 	}
 	s.obj.Status.PendingUpdate = pending
@@ -99,7 +98,7 @@ func (s *run) changesWhatIsApplied(ctx context.Context) (bool, error) {
 		if snap.Stages[i].Name != plan.spec.Name {
 			return true, nil
 		}
-		owner := apply.Owner{Name: s.obj.Name, Namespace: s.obj.Namespace, Stage: plan.spec.Name}
+		owner := s.owner(plan.spec.Name)
 		same, err := sameObjects(owner, plan.objects, snap.Stages[i].Objects)
 		if err != nil || !same {
 			return true, err
