@@ -104,15 +104,8 @@ func get(url string) (int, string) {
 func TestControllerRuns(t *testing.T) {
 	g := NewWithT(t)
 	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
-	opts := parseFlags(t, "--metrics-bind-address="+metricsAddr, "--health-probe-bind-address="+healthAddr)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, env.Config, opts) }()
-	defer func() {
-		cancel()
-		g.Expect(<-done).To(Succeed())
-	}()
+	startController(t, "--metrics-bind-address="+metricsAddr, "--health-probe-bind-address="+healthAddr)
+	ctx := context.Background()
 
 	for _, path := range []string{"/healthz", "/readyz"} {
 		g.Eventually(func() int { code, _ := get("http://" + healthAddr + path); return code },

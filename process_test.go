@@ -89,13 +89,7 @@ func newStageSet(ns string, stages ...stagesetv1.Stage) *stagesetv1.StageSet {
 func readyOf(g Gomega, obj *stagesetv1.StageSet) func() string {
 	return func() string {
 		g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
-		if obj.Status.ObservedGeneration != obj.Generation {
-			return "not observed"
-		}
-		if c := conditions.Get(obj, meta.ReadyCondition); c != nil {
-			return string(c.Status) + "/" + c.Reason
-		}
-		return "no Ready condition"
+		return testenv.ReadyReason(obj)
 	}
 }
 

@@ -116,14 +116,7 @@ func get(g Gomega, obj client.Object) {
 func readyReason(g Gomega, obj *stagesetv1.StageSet) func() string {
 	return func() string {
 		get(g, obj)
-		if obj.Status.ObservedGeneration != obj.Generation {
-			return "not observed"
-		}
-		c := conditions.Get(obj, meta.ReadyCondition)
-		if c == nil {
-			return "no Ready condition"
-		}
-		return string(c.Status) + "/" + c.Reason
+		return testenv.ReadyReason(obj)
 	}
 }
 
@@ -207,10 +200,6 @@ func deletionOrder(t *testing.T, ns string) func() []string {
 		defer mu.Unlock()
 		return append([]string(nil), deleted...)
 	}
-}
-
-func objectMeta(ns, name string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Namespace: ns, Name: name}
 }
 
 // replaceOnce replaces the first old in s.

@@ -24,7 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -40,8 +39,6 @@ type Options struct {
 	CRDPaths []string
 	// Scheme of the admin client; its types are also used to install CRDs.
 	Scheme *runtime.Scheme
-	// Nodes is the number of simulated nodes; 2 when zero.
-	Nodes int
 	// Logs receives the output of the control plane components; discarded
 	// when nil.
 	Logs io.Writer
@@ -53,8 +50,6 @@ type Options struct {
 
 // Cluster is a running control plane.
 type Cluster struct {
-	// Config reaches the API server as cluster admin.
-	Config *rest.Config
 	// Client is an uncached admin client.
 	Client client.Client
 	// KubeconfigPath is an admin kubeconfig file, for tools and for the
@@ -69,9 +64,6 @@ type Cluster struct {
 // Start brings the control plane up and returns when the nodes are Ready.
 // On error everything started so far is stopped.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
-	if opts.Nodes == 0 {
-		opts.Nodes = 2
-	}
 	if opts.Logs == nil {
 		opts.Logs = io.Discard
 	}
@@ -104,7 +96,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Config = admin.Config()
+	cfg := admin.Config()
 	kubeconfig, err := admin.KubeConfig()
 	if err != nil {
 		return nil, err
@@ -113,14 +105,14 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err = os.WriteFile(c.KubeconfigPath, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
-	if c.Client, err = client.New(c.Config, client.Options{Scheme: opts.Scheme}); err != nil {
+	if c.Client, err = client.New(cfg, client.Options{Scheme: opts.Scheme}); err != nil {
 		return nil, err
 	}
 
 	if err = c.startComponents(opts); err != nil {
 		return nil, err
 	}
-	if err = c.createNodes(ctx, opts.Nodes); err != nil {
+	if err = c.createNodes(ctx, nodes); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -168,21 +160,28 @@ func (c *Cluster) startComponents(opts Options) error {
 		{filepath.Join(opts.KwokDir, "kwok"), kwokArgs},
 	}
 	for _, comp := range components {
-		if _, err := os.Stat(comp.bin); err != nil {
-			return fmt.Errorf("%w: run `make localbin`", err)
+		out := &prefixWriter{prefix: filepath.Base(comp.bin), w: opts.Logs}
+		if err := c.startProcess(comp.bin, "make localbin", out, comp.args...); err != nil {
+			return err
 		}
-		cmd := exec.Command(comp.bin, comp.args...)
-		prefix := filepath.Base(comp.bin)
-		cmd.Stdout = &prefixWriter{prefix: prefix, w: opts.Logs}
-		cmd.Stderr = cmd.Stdout
-		// Its own process group, so a Ctrl-C of the terminal reaches the
-		// launcher, which stops the components in order.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("starting %s: %w", prefix, err)
-		}
-		c.procs = append(c.procs, cmd)
 	}
+	return nil
+}
+
+// startProcess starts bin in its own process group, so that a Ctrl-C of the
+// terminal reaches the launcher, which stops the processes in order (the
+// last started first). makeTarget builds bin when it is missing.
+func (c *Cluster) startProcess(bin, makeTarget string, out io.Writer, args ...string) error {
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%w: run `%s`", err, makeTarget)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", filepath.Base(bin), err)
+	}
+	c.procs = append(c.procs, cmd)
 	return nil
 }
 
@@ -223,6 +222,9 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// nodes is the number of simulated nodes.
+const nodes = 2
 
 // createNodes registers simulated nodes for kwok and waits until they are
 // Ready and schedulable.
@@ -275,7 +277,7 @@ func (c *Cluster) readyNodes(ctx context.Context) (int, error) {
 func (c *Cluster) Stop() error {
 	var errs []error
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		errs = append(errs, stopProcess(c.procs[i]))
+		stopProcess(c.procs[i])
 	}
 	c.procs = nil
 	if c.env != nil {
@@ -288,9 +290,9 @@ func (c *Cluster) Stop() error {
 }
 
 // stopProcess sends SIGTERM, and SIGKILL after ten seconds.
-func stopProcess(cmd *exec.Cmd) error {
+func stopProcess(cmd *exec.Cmd) {
 	if cmd.Process == nil {
-		return nil
+		return
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -301,7 +303,6 @@ func stopProcess(cmd *exec.Cmd) error {
 		_ = cmd.Process.Kill()
 		<-done
 	}
-	return nil
 }
 
 // KwokVersion is the kwok release `make localbin` builds (KWOK_VERSION in

@@ -71,7 +71,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) error {
 	cluster, err := Start(ctx, Options{
 		BinDir:   testenv.AssetsDirFor(opts.Root),
 		KwokDir:  KwokDir(opts.Root),
-		CRDPaths: []string{filepath.Join(opts.Root, "config", "crd", "bases"), filepath.Join(opts.Root, "config", "testdata", "crds")},
+		CRDPaths: testenv.CRDPathsFor(opts.Root),
 		Scheme:   opts.Scheme,
 		Logs:     clusterLog,
 	})

@@ -84,8 +84,10 @@ func AssetsDirFor(root string) string {
 
 // CRDPaths returns the folders of the CRDs installed into the bed: the
 // project's own and the Flux source CRDs pinned by go.mod.
-func CRDPaths() []string {
-	root := RepoRoot()
+func CRDPaths() []string { return CRDPathsFor(RepoRoot()) }
+
+// CRDPathsFor returns the CRD folders of CRDPaths in the checkout at root.
+func CRDPathsFor(root string) []string {
 	return []string{
 		filepath.Join(root, "config", "crd", "bases"),
 		filepath.Join(root, "config", "testdata", "crds"),

@@ -96,15 +96,11 @@ func get(g Gomega, obj client.Object) {
 }
 
 // readyReason reports "<status>/<reason>" of Ready once the generation is
-// observed, with the revision it was reached at.
+// observed (testenv.ReadyReason).
 func readyReason(g Gomega, obj *stagesetv1.StageSet) func() string {
 	return func() string {
 		get(g, obj)
-		c := conditions.Get(obj, meta.ReadyCondition)
-		if c == nil || obj.Status.ObservedGeneration != obj.Generation {
-			return "pending"
-		}
-		return string(c.Status) + "/" + c.Reason
+		return testenv.ReadyReason(obj)
 	}
 }
 
