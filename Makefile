@@ -36,7 +36,8 @@ run: build localbin ## Start a local control plane, the controller and the sampl
 .PHONY: run-cluster
 run-cluster: build ## Install the CRDs into the cluster of the current kubeconfig and run the controller against it.
 	go run ./hack/installcrds config/crd/bases
-	bin/stageset-controller --health-probe-bind-address=:8081 --metrics-bind-address=:8080 --enable-webhook=false
+	bin/stageset-controller --health-probe-bind-address=:8081 --metrics-bind-address=:8080 --enable-webhook=false \
+	  --integrity-key-secret=kube-system/stageset-controller-integrity-key
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code, the CRD, the RBAC role and the Flux source CRDs for tests.

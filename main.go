@@ -97,6 +97,10 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		RetryPeriod:                   &opts.leaderElectionOptions.RetryPeriod,
 		LeaderElectionID:              leaderElectionID,
 		Logger:                        ctrl.Log,
+		// The Lease lives in the controller's namespace, where its Role
+		// grants access (config/rbac); empty falls back to the namespace of
+		// the pod's service account.
+		LeaderElectionNamespace: os.Getenv(runtimectrl.EnvRuntimeNamespace),
 		// Secrets and ConfigMaps (substitution variables, kubeconfigs,
 		// snapshots) are read directly: caching them would hold every Secret
 		// of the cluster in memory. They are watched as metadata only (for
@@ -139,6 +143,11 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		return fmt.Errorf("unable to create the event recorder: %w", err)
 	}
 
+	key, err := loadIntegrityKey(ctx, mgr, opts.integrityKeySecret)
+	if err != nil {
+		return err
+	}
+
 	reconciler := &controller.StageSetReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -147,13 +156,16 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 			Scheme:                mgr.GetScheme(),
 			Reader:                mgr.GetAPIReader(),
 			DefaultServiceAccount: opts.defaultServiceAccount,
+			KubeConfigOptions:     opts.kubeConfigOptions,
+			ClientOptions:         opts.clientOptions,
 		},
 		Sources:                   &source.Resolver{Reader: mgr.GetClient(), NoCrossNamespaceRefs: opts.aclOptions.NoCrossNamespaceRefs},
-		Fetcher:                   &source.Fetcher{Logger: ctrl.Log.WithName("fetch")},
+		Fetcher:                   &source.Fetcher{Logger: ctrl.Log.WithName("fetch"), Retries: opts.fetchRetries()},
 		Builds:                    build.NewCache(1000),
-		Snapshots:                 &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		Snapshots:                 &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: key},
 		AllowedActionHosts:        opts.allowedActionHosts,
-		Migrations:                &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		NoCrossNamespaceRefs:      opts.aclOptions.NoCrossNamespaceRefs,
+		Migrations:                &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: key},
 		EventRecorder:             eventRecorder,
 		Metrics:                   metrics.Default(),
 		StatusManager:             controller.StatusManager,

@@ -16,6 +16,9 @@ import (
 	"github.com/fluxcd/pkg/runtime/jitter"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/logger"
+
+	"github.com/stageset/stageset-controller/internal/integrity"
+	"github.com/stageset/stageset-controller/internal/source"
 )
 
 // options holds every command-line flag of the controller (SPEC §10): the
@@ -32,6 +35,8 @@ type options struct {
 	defaultServiceAccount string
 	runbookBaseURL        string
 	allowedActionHosts    []string
+	httpRetry             int
+	integrityKeySecret    string
 
 	// Admission webhook.
 	enableWebhook          bool
@@ -77,7 +82,9 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.requeueDependency, "requeue-dependency", 30*time.Second, "The interval at which a StageSet waiting on a dependency or a source is checked again.")
 	fs.StringVar(&o.defaultServiceAccount, "default-service-account", "", "The service account impersonated for StageSets that name none; set it to enforce impersonation in multi-tenant clusters.")
 	fs.StringVar(&o.runbookBaseURL, "runbook-base-url", "", "The base URL of the runbooks linked from Ready messages of actionable reasons; empty adds no link.")
-	fs.StringSliceVar(&o.allowedActionHosts, "allowed-action-hosts", nil, "Globs of the hosts HTTP actions may call; when empty, loopback, link-local, metadata and private addresses are refused.")
+	fs.StringVar(&o.integrityKeySecret, "integrity-key-secret", integrity.DefaultSecretName, "The Secret holding the key that authenticates snapshots and migration ledgers, created when missing: <name> in $RUNTIME_NAMESPACE, or <namespace>/<name>.")
+	fs.IntVar(&o.httpRetry, "http-retry", source.DefaultRetries, "The maximum number of retries when failing to fetch artifacts over HTTP; 0 disables retries.")
+	fs.StringSliceVar(&o.allowedActionHosts, "allowed-action-hosts", nil, "Globs of the hosts HTTP actions may call; when empty, only public addresses are. Link-local and cloud metadata addresses are always refused; loopback and private ones only when an entry names the host without wildcards or is an address pattern such as 10.0.*.")
 
 	fs.BoolVar(&o.enableWebhook, "enable-webhook", true, "Serve the validating and defaulting admission webhook for StageSets.")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "The port the admission webhook listens on.")
@@ -117,6 +124,9 @@ func (o *options) validate() error {
 			errs = append(errs, fmt.Errorf("--runbook-base-url %q must be an absolute URL", o.runbookBaseURL))
 		}
 	}
+	if o.httpRetry < 0 {
+		errs = append(errs, fmt.Errorf("--http-retry must not be negative, got %d", o.httpRetry))
+	}
 	for _, glob := range o.allowedActionHosts {
 		if _, err := path.Match(glob, ""); err != nil {
 			errs = append(errs, fmt.Errorf("--allowed-action-hosts: bad glob %q: %w", glob, err))
@@ -132,4 +142,13 @@ func (o *options) validate() error {
 		errs = append(errs, fmt.Errorf("--webhook-cert-renew-before (%s) must be shorter than --webhook-cert-validity (%s)", o.webhookCertRenewBefore, o.webhookCertValidity))
 	}
 	return errors.Join(errs...)
+}
+
+// fetchRetries is --http-retry as source.Fetcher.Retries, where zero means
+// the default and a negative value no retries.
+func (o *options) fetchRetries() int {
+	if o.httpRetry == 0 {
+		return -1
+	}
+	return o.httpRetry
 }

@@ -16,9 +16,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
@@ -30,10 +32,17 @@ import (
 // stops it (also at the end of the test).
 func startController(t *testing.T, args ...string) (stop func()) {
 	t.Helper()
-	opts := parseFlags(t, append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0"}, args...)...)
+	return startControllerWith(t, env.Config, args...)
+}
+
+// startControllerWith is startController with the identity of restConfig.
+func startControllerWith(t *testing.T, restConfig *rest.Config, args ...string) (stop func()) {
+	t.Helper()
+	opts := parseFlags(t, append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--integrity-key-secret=kube-system/stageset-controller-integrity-key"}, args...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, env.Config, opts) }()
+	go func() { done <- run(ctx, restConfig, opts) }()
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -122,7 +131,7 @@ func TestMigrationSurvivesControllerRestarts(t *testing.T) {
 
 	stop := startController(t)
 	job := &batchv1.Job{}
-	jobKey := client.ObjectKey{Namespace: ns, Name: "app-db-m-1"}
+	jobKey := client.ObjectKey{Namespace: ns, Name: migration.JobName("app", "db", "1")}
 	g.Eventually(func() error { return env.Client.Get(ctx, jobKey, job) }, testenv.Timeout, testenv.Poll).Should(Succeed())
 	started := job.UID
 	stop()
@@ -138,7 +147,7 @@ func TestMigrationSurvivesControllerRestarts(t *testing.T) {
 	g.Expect(obj.Status.Stages[0].Phase).To(Equal(stagesetv1.StagePhaseMigrating))
 	g.Consistently(func() []jobRef {
 		return jobsIn(g, ns)
-	}, "2s", testenv.Poll).Should(Equal([]jobRef{{name: "app-db-m-1", uid: string(started)}}), "the restarted controller waits on the same Job")
+	}, "2s", testenv.Poll).Should(Equal([]jobRef{{name: jobKey.Name, uid: string(started)}}), "the restarted controller waits on the same Job")
 	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, &corev1.ConfigMap{})).NotTo(Succeed())
 
 	g.Expect(testenv.FinishJob(ctx, env.Client, ns, jobKey.Name, true, "")).To(Succeed())

@@ -51,6 +51,11 @@ const (
 	// StageSet is Stalled until its spec changes.
 	InvalidSpecReason = "InvalidSpec"
 
+	// ReconciliationFailedReason means the run ended on an internal error
+	// of the controller (a recovered panic), not on anything the StageSet
+	// asked for. The run is retried after spec.retryInterval.
+	ReconciliationFailedReason = "ReconciliationFailed"
+
 	// AccessDeniedReason means a cross-namespace reference was refused under
 	// --no-cross-namespace-refs. The StageSet is Stalled until its spec
 	// changes.
@@ -78,8 +83,15 @@ const (
 	OnFailureActionReason = "OnFailureAction"
 
 	// RollbackStoreFailedReason is the Warning event for a snapshot that could
-	// not be stored.
+	// not be stored, or that cannot be used (unreadable, or failing
+	// verification against the controller's key).
 	RollbackStoreFailedReason = "RollbackStoreFailed"
+
+	// TeardownAbandonedReason is the Warning event of a deletion that gave up
+	// tearing down the applied objects because the StageSet's identity is
+	// gone (service account, its RBAC or the kubeConfig Secret), naming the
+	// objects left in the cluster.
+	TeardownAbandonedReason = "TeardownAbandoned"
 )
 
 // Labels and annotations on applied objects (SPEC §2).

@@ -2,15 +2,15 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,21 +19,23 @@ import (
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
 
-// maxErrorBody bounds how much of an unexpected response is quoted in the
-// error, so a chatty endpoint cannot flood conditions and events.
-const maxErrorBody = 256
+// maxDrain bounds how much of an unexpected response is read (and thrown
+// away) so that its connection can be reused; the body is never quoted, as
+// it may echo the request's secrets or come from a hostile endpoint.
+const maxDrain = 4 << 10
 
 // http sends an HTTP action's request and checks the response status.
 func (r *Runner) http(ctx context.Context, h *stagesetv1.HTTPAction) error {
 	u, err := url.Parse(h.URL)
 	if err != nil {
-		return fmt.Errorf("invalid url: %w", err)
+		// The parse error quotes the whole URL, query included.
+		return fmt.Errorf("invalid url: %w", unwrapURLError(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("url scheme %q is not http or https", u.Scheme)
 	}
 	// With an allow-list the host is checked by name before anything is
-	// resolved; without one the dialer checks every resolved address.
+	// resolved; in both modes the dialer checks every resolved address.
 	if len(r.AllowedHosts) > 0 && !hostAllowed(u.Hostname(), r.AllowedHosts) {
 		return fmt.Errorf("host %q: %w: it matches none of the allowed action hosts", u.Hostname(), ErrHostRefused)
 	}
@@ -54,21 +56,22 @@ func (r *Runner) http(ctx context.Context, h *stagesetv1.HTTPAction) error {
 
 	resp, err := r.httpClient().Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, redact(u), err)
+		// The client's *url.Error quotes the URL with its query: keep only
+		// what went wrong.
+		return fmt.Errorf("%s %s: %w", method, redact(u), unwrapURLError(err))
 	}
-	defer resp.Body.Close()
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		_ = resp.Body.Close()
+	}()
 	if statusExpected(resp.StatusCode, h.ExpectedStatus) {
 		return nil
 	}
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	msg := fmt.Sprintf("%s %s: unexpected status %s", method, redact(u), resp.Status)
+	msg := fmt.Sprintf("%s %s: unexpected status %s", method, redact(u), statusLine(resp))
 	if loc := resp.Header.Get("Location"); loc != "" {
-		msg += fmt.Sprintf(" (redirect to %s not followed)", loc)
+		msg += fmt.Sprintf(" (redirect to %s not followed)", redactLocation(loc))
 	}
-	if s := strings.TrimSpace(string(snippet)); s != "" {
-		msg += ": " + s
-	}
-	return fmt.Errorf("%s", msg)
+	return errors.New(msg)
 }
 
 // setHeaders sends every data entry of the Secret as a request header.
@@ -83,55 +86,61 @@ func (r *Runner) setHeaders(ctx context.Context, req *http.Request, name string)
 	return nil
 }
 
-// httpClient returns the injected client, else one of the two shared
-// clients: without an allow-list, the one that refuses non-public addresses
-// when it dials.
+// httpClient returns the injected client, else the shared client of the
+// Runner's allow-list.
 func (r *Runner) httpClient() *http.Client {
-	switch {
-	case r.HTTPClient != nil:
+	if r.HTTPClient != nil {
 		return r.HTTPClient
-	case len(r.AllowedHosts) == 0:
-		return publicOnlyClient
 	}
-	return allowListClient
+	return sharedClient(r.AllowedHosts)
 }
 
-// The clients of HTTP actions, built once so that actions share their
-// connections instead of leaving a transport with idle connections behind
-// each request.
-var (
-	// Checking in Control, after resolution and before connect, is what
-	// defeats DNS rebinding: the address checked is the one dialled.
-	publicOnlyClient = newHTTPClient(refuseNonPublic)
-	allowListClient  = newHTTPClient(nil)
-)
+// clients holds one client per allow-list (in practice one: the flag's), so
+// that actions share their connections instead of leaving a transport with
+// idle connections behind each request.
+var clients sync.Map
+
+// sharedClient returns the client that enforces the policy of globs (public
+// addresses only when empty).
+func sharedClient(globs []string) *http.Client {
+	key := strings.Join(globs, "\n")
+	if c, ok := clients.Load(key); ok {
+		return c.(*http.Client)
+	}
+	c, _ := clients.LoadOrStore(key, newHTTPClient(slices.Clone(globs), nil))
+	return c.(*http.Client)
+}
 
 // newHTTPClient returns a client that follows no redirects, uses no proxy
-// and checks each dialled address with control (none when nil).
-func newHTTPClient(control func(network, address string, c syscall.RawConn) error) *http.Client {
-	dialer := &net.Dialer{Timeout: 30 * time.Second, Control: control}
+// and checks each dialled address against the policy of globs. resolver
+// resolves host names (the system's when nil; tests inject one).
+func newHTTPClient(globs []string, resolver *net.Resolver) *http.Client {
+	dial := func(ctx context.Context, network, address string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, err
+		}
+		// Checking in Control, after resolution and before connect, is
+		// what defeats DNS rebinding: the address checked is the one
+		// dialled. The host is passed along for the allow-list, which may
+		// name it.
+		dialer := &net.Dialer{Timeout: 30 * time.Second, Resolver: resolver, Control: dialControl(host, globs)}
+		return dialer.DialContext(ctx, network, address)
+	}
 	return &http.Client{
 		Transport: &http.Transport{
 			// No proxy: a proxy would dial the target itself, out of reach of
 			// the address check.
 			Proxy:               nil,
-			DialContext:         dialer.DialContext,
+			DialContext:         dial,
 			TLSHandshakeTimeout: 10 * time.Second,
 			ForceAttemptHTTP2:   true,
+			IdleConnTimeout:     90 * time.Second,
 		},
 		// A redirect could lead to a host the policy refuses; the response is
 		// judged as it is, so a 3xx fails unless expected.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-}
-
-// hostAllowed reports whether host matches one of the globs.
-func hostAllowed(host string, globs []string) bool {
-	host = strings.ToLower(host)
-	return slices.ContainsFunc(globs, func(glob string) bool {
-		ok, err := path.Match(strings.ToLower(glob), host)
-		return err == nil && ok
-	})
 }
 
 // statusExpected reports whether code counts as success: one of expected,
@@ -151,4 +160,35 @@ func redact(u *url.URL) string {
 	c.RawQuery = ""
 	c.Fragment = ""
 	return c.String()
+}
+
+// redactLocation redacts a redirect's Location, which may be relative or
+// not a URL at all.
+func redactLocation(loc string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return redact(u)
+}
+
+// statusLine returns the response's status line, bounded: it is the only
+// part of a response quoted, and the endpoint chooses its reason phrase.
+func statusLine(resp *http.Response) string {
+	const maxStatus = 64
+	status := strings.ToValidUTF8(resp.Status, "?")
+	if len(status) > maxStatus {
+		return strings.ToValidUTF8(status[:maxStatus], "") + "..."
+	}
+	return status
+}
+
+// unwrapURLError returns what went wrong without the *url.Error around it,
+// which quotes the URL with its query and user info.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -52,7 +52,9 @@ func runFailingJob(t *testing.T, r *Runner) error {
 	g := NewWithT(t)
 	ctx := context.Background()
 	done := make(chan error, 1)
-	go func() { done <- r.RunJobs(ctx, []*unstructured.Unstructured{jobObject(t, "migrate")}, time.Minute) }()
+	go func() {
+		done <- r.RunJobs(ctx, testOwner, []*unstructured.Unstructured{jobObject(t, "migrate")}, time.Minute)
+	}()
 	job := jobObject(t, "migrate")
 
 	g.Eventually(func() error {

@@ -5,6 +5,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/names"
 )
 
 // Owner identifies the stage that applies objects. It becomes the labels
@@ -17,12 +18,16 @@ type Owner struct {
 	Stage string
 }
 
-// Labels returns the ownership labels of the stage.
+// Labels returns the ownership labels of the stage. A StageSet name may be
+// a 253-character DNS subdomain while a label value holds 63 characters:
+// values go through names.LabelValue, which keeps every value that fits
+// unchanged (so objects labelled by earlier versions stay owned) and cuts
+// and hashes the others, as on the snapshot and ledger Secrets.
 func (o Owner) Labels() map[string]string {
 	return map[string]string{
-		stagesetv1.NameLabel:      o.Name,
-		stagesetv1.NamespaceLabel: o.Namespace,
-		stagesetv1.StageLabel:     o.Stage,
+		stagesetv1.NameLabel:      names.LabelValue(o.Name),
+		stagesetv1.NamespaceLabel: names.LabelValue(o.Namespace),
+		stagesetv1.StageLabel:     names.LabelValue(o.Stage),
 	}
 }
 

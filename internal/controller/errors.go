@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
 
 // runError is how a phase of a run reports failure: the error carries the
@@ -21,6 +25,11 @@ type runError struct {
 	// dependency not ready yet): requeue after the dependency interval with
 	// no error, so no exponential backoff and no error log.
 	waiting bool
+	// bookkeeping errors are the API server failing the controller's own
+	// records (a status patch, a ledger write): nothing the StageSet asked
+	// for failed. No onFailure action, no rollback, no failure reported:
+	// the workqueue retries the run with its backoff, Reconciling stays.
+	bookkeeping bool
 	// stage is the stage the error happened at, if any.
 	stage string
 	// requeueAfter overrides the requeue of a waiting error.
@@ -43,6 +52,27 @@ func stalled(reason string, err error) *runError {
 // waiting returns an error that waits on something outside the StageSet.
 func waiting(reason string, err error) *runError {
 	return &runError{reason: reason, err: err, waiting: true}
+}
+
+// bookkeepingFailed returns the error of a failed write of the controller's
+// own records.
+func bookkeepingFailed(err error) *runError {
+	return &runError{reason: stagesetv1.ProgressingReason, err: err, bookkeeping: true}
+}
+
+// isBookkeeping tells whether err is a bookkeepingFailed error.
+func isBookkeeping(err error) bool {
+	var re *runError
+	return errors.As(err, &re) && re.bookkeeping
+}
+
+// transientAPIError tells whether err is the API server failing a request
+// for its own reasons (conflict, timeout, throttling, 5xx): worth a retry,
+// not a verdict on the StageSet.
+func transientAPIError(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
+		apierrors.IsUnexpectedServerError(err)
 }
 
 // stageFailed returns the error of a stage, with the message form of SPEC §9:

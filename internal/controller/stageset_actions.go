@@ -2,18 +2,17 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/action"
 	"github.com/stageset/stageset-controller/internal/build"
+	"github.com/stageset/stageset-controller/internal/names"
 )
 
 // runActions runs a stage's pre or post actions in order, once per revision
@@ -32,17 +31,45 @@ func (s *run) runActions(ctx context.Context, plan plannedStage, group string, a
 }
 
 // runAction runs one action; job actions run the Jobs built from their path
-// in the stage's artifact (plannedStage.actionJobs).
+// in the stage's artifact (plannedStage.actionJobs), each under its name for
+// this run of the action (actionJobName).
 func (s *run) runAction(ctx context.Context, plan plannedStage, group string, a stagesetv1.Action) error {
 	timeout := s.obj.GetStageTimeout(plan.spec)
 	if a.Job == nil {
 		return s.actionRunner().Run(ctx, a, timeout)
 	}
 	jobs := build.CopyObjects(plan.actionJobs[actionKey(group, a.Name)])
-	if err := s.actionRunner().RunJobs(ctx, jobs, action.Timeout(a, timeout)); err != nil {
+	for _, job := range jobs {
+		job.SetName(s.actionJobName(plan, group, a.Name, job.GetName()))
+	}
+	if err := s.actionRunner().RunJobs(ctx, s.jobOwner(plan.spec.Name), jobs, action.Timeout(a, timeout)); err != nil {
 		return fmt.Errorf("job action %q: %w", a.Name, err)
 	}
 	return nil
+}
+
+// actionJobName names a Job of a job action: its name in the artifact, '-'
+// and a hash of the StageSet, the stage, the action and the revision, cut to
+// the 63 characters a Job name may have. Each revision runs its own Jobs,
+// and a restarted controller waits on the Jobs of its run; two StageSets, or
+// two actions, that build the same Job from one artifact never share it.
+func (s *run) actionJobName(plan plannedStage, group, actionName, job string) string {
+	hash := names.Hash(actionHashLength, s.obj.Namespace, s.obj.Name, plan.spec.Name, group, actionName, job, plan.revision)
+	return names.Join(job, hash, "", validation.DNS1123LabelMaxLength)
+}
+
+// actionHashLength is the number of hex digits of the hash in action Job
+// names: 32 bits, as in migration Job names.
+const actionHashLength = 8
+
+// jobOwner is what marks the Jobs a stage runs as this StageSet's: RunJobs
+// labels the Jobs it creates with it, and waits on an existing Job only when
+// it carries it.
+func (s *run) jobOwner(stage string) action.JobOwner {
+	return action.JobOwner{
+		StageSet: s.obj.Namespace + "/" + s.obj.Name,
+		Labels:   s.owner(stage).Labels(),
+	}
 }
 
 // actionKey names an action within its stage: names are unique per group.
@@ -66,8 +93,8 @@ func (s *run) runOnFailure(ctx context.Context, plan plannedStage) {
 }
 
 // buildActionJobs builds the Jobs of a stage's job actions from their paths
-// in the stage's artifact, named per revision so each revision runs its own.
-func buildActionJobs(root, targetNamespace, revision string, stage stagesetv1.Stage) (map[string][]*unstructured.Unstructured, error) {
+// in the stage's artifact; runAction names them for its run.
+func buildActionJobs(root, targetNamespace string, stage stagesetv1.Stage) (map[string][]*unstructured.Unstructured, error) {
 	if stage.Actions == nil {
 		return nil, nil
 	}
@@ -85,23 +112,11 @@ func buildActionJobs(root, targetNamespace, revision string, stage stagesetv1.St
 				if o.GroupVersionKind().GroupKind() != (schema.GroupKind{Group: "batch", Kind: "Job"}) {
 					return nil, fmt.Errorf("job action %q: %s is not a batch Job", a.Name, objectID(o))
 				}
-				o.SetName(perRevisionName(o.GetName(), revision))
 			}
 			jobs[actionKey(group, a.Name)] = objects
 		}
 	}
 	return jobs, nil
-}
-
-// perRevisionName suffixes a Job name with a short hash of the revision,
-// within the 63 characters a Job name may have.
-func perRevisionName(name, revision string) string {
-	sum := sha256.Sum256([]byte(revision))
-	suffix := "-" + hex.EncodeToString(sum[:])[:8]
-	if len(name)+len(suffix) > 63 {
-		name = strings.TrimRight(name[:63-len(suffix)], "-.")
-	}
-	return name + suffix
 }
 
 // actionRunner runs actions with the StageSet's identity.

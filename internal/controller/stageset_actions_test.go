@@ -139,7 +139,7 @@ func TestJobActionRunsTheJobsOfItsPathPerRevision(t *testing.T) {
 	obj.Spec.TargetNamespace = ns
 	create(t, obj)
 
-	first := perRevisionName("smoke", "rev-1")
+	first := actionJobNameFor(obj, "app", "post", "smoke", "smoke", "rev-1")
 	g.Eventually(jobExists(ns, first), timeout, poll).Should(BeTrue())
 	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeTrue(), "post actions run after the stage")
 	g.Consistently(readyReason(g, obj), "1s", poll).ShouldNot(Equal("True/Succeeded"))
@@ -147,23 +147,11 @@ func TestJobActionRunsTheJobsOfItsPathPerRevision(t *testing.T) {
 	eventuallyReason(t, g, obj, "True/Succeeded")
 
 	src.publish("rev-2", files{"app/cm.yaml": configMap("app", "v", "2"), "jobs/smoke.yaml": smoke})
-	second := perRevisionName("smoke", "rev-2")
+	second := actionJobNameFor(obj, "app", "post", "smoke", "smoke", "rev-2")
 	g.Expect(second).NotTo(Equal(first))
 	g.Eventually(jobExists(ns, second), timeout, poll).Should(BeTrue())
 	g.Expect(testenv.FinishJob(ctx, env.Client, ns, second, true, "")).To(Succeed())
 	g.Eventually(func() string { get(g, obj); return obj.Status.LastAppliedRevision }, timeout, poll).Should(Equal("rev-2"))
-}
-
-func TestPerRevisionJobNamesFitKubernetes(t *testing.T) {
-	long := strings.Repeat("a", 70)
-	for _, name := range []string{perRevisionName("smoke", "rev-1"), perRevisionName(long, "rev-1")} {
-		if len(name) > 63 || strings.HasSuffix(name, "-") {
-			t.Errorf("invalid Job name %q", name)
-		}
-	}
-	if perRevisionName(long, "rev-1") == perRevisionName(long, "rev-2") {
-		t.Error("revisions share a Job name")
-	}
 }
 
 // A failing post action fails the stage after it applied: with

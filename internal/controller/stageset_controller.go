@@ -6,6 +6,8 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -15,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/build"
@@ -71,6 +74,10 @@ type StageSetReconciler struct {
 	// AllowedActionHosts are the --allowed-action-hosts globs of HTTP actions.
 	AllowedActionHosts []string
 
+	// NoCrossNamespaceRefs refuses dependsOn entries in another namespace
+	// (--no-cross-namespace-refs; Sources enforces it for sources).
+	NoCrossNamespaceRefs bool
+
 	// EventRecorder emits Kubernetes Events and, when configured, forwards
 	// them to notification-controller.
 	EventRecorder events.Recorder
@@ -110,16 +117,26 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 
 	patcher := newObjectPatcher(r.Client, r.StatusManager, obj)
+	// A panic is a bug of the controller, never of the StageSet: the run
+	// ends Ready=False with the panic's message instead of a status stuck
+	// at Reconciling (SPEC §11), and is retried like any failure.
+	defer func() {
+		if p := recover(); p != nil {
+			result, retErr = r.reportPanic(ctx, obj, patcher, p)
+		}
+	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, obj, patcher)
 	}
 
 	// The finalizer goes on first, so that nothing is applied that a
-	// deletion could not tear down.
+	// deletion could not tear down. The run goes on in this reconcile.
 	if !controllerutil.ContainsFinalizer(obj, stagesetv1.StageSetFinalizer) {
 		controllerutil.AddFinalizer(obj, stagesetv1.StageSetFinalizer)
-		return ctrl.Result{Requeue: true}, patcher.Patch(ctx, obj)
+		if err := patcher.Patch(ctx, obj); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	// A new requestedAt token lifts the hold on a rolled back revision set;
@@ -144,12 +161,12 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 
 	before := readyOf(obj)
-	runCtx, tracked, done := r.runs.start(ctx, req.NamespacedName)
+	tracked, done := r.runs.start(req.NamespacedName)
 	defer done()
 	run := r.newRun(obj, patcher, tracked)
 	run.requested, run.forced = requested, forced
-	err := run.execute(runCtx)
-	if errors.Is(context.Cause(runCtx), errSuperseded) {
+	err := run.execute(ctx)
+	if errors.Is(err, errSuperseded) {
 		return r.restartRun(ctx, run)
 	}
 	if ctx.Err() != nil {
@@ -159,6 +176,26 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	return r.finishRun(ctx, run, before, err)
+}
+
+// reportPanic turns a panic recovered from a reconcile into Ready=False
+// (reason ReconciliationFailed) with the panic's value, a Warning event and
+// an error log with the stack, and requeues after spec.retryInterval.
+func (r *StageSetReconciler) reportPanic(ctx context.Context, obj *stagesetv1.StageSet, patcher *objectPatcher, p any) (ctrl.Result, error) {
+	err := fmt.Errorf("internal error: reconcile panicked: %v", p)
+	log.FromContext(ctx).Error(err, "recovered a panic", "stack", string(debug.Stack()))
+	before := readyOf(obj)
+	conditions.MarkFalse(obj, meta.ReadyCondition, stagesetv1.ReconciliationFailedReason, "%s", err.Error())
+	conditions.Delete(obj, meta.ReconcilingCondition)
+	obj.Status.ObservedGeneration = obj.Generation
+	r.Metrics.RecordReconcile(obj.Namespace, obj.Name, stagesetv1.ReconciliationFailedReason)
+	if perr := r.patchStatus(ctx, obj, patcher); perr != nil {
+		return ctrl.Result{}, errors.Join(err, perr)
+	}
+	if after := readyOf(obj); after != before {
+		r.event(obj, obj.Status.LastAttemptedRevision, after)
+	}
+	return ctrl.Result{RequeueAfter: obj.GetRetryInterval()}, nil
 }
 
 func (r *StageSetReconciler) now() time.Time {

@@ -3,9 +3,12 @@ package controller
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -93,4 +96,35 @@ func TestTeardownSparesObjectsThatChangedOwner(t *testing.T) {
 	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
 	g.Eventually(func() bool { return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj)) }, timeout, poll).Should(BeTrue())
 	g.Expect(exists("v1", "ConfigMap", ns, "shared")()).To(BeTrue(), "owned by second now")
+}
+
+// A deletion whose identity is gone (here the service account's RBAC, as
+// during a namespace deletion) gives up the teardown after a bounded retry,
+// says so in a Warning event naming what stays, and removes its finalizer
+// instead of hanging for ever.
+func TestDeletionGivesUpWhenTheIdentityIsGone(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	grantConfigMaps(t, ns, "deployer")
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("cm")})
+	obj := newStageSet(ns, "app", src, stage("a", "./"))
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.ServiceAccountName = "deployer"
+	obj.Spec.RetryInterval = &metav1.Duration{Duration: time.Second}
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	g.Expect(env.Client.Delete(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "deployer"}})).To(Succeed())
+	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
+
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), &stagesetv1.StageSet{}))
+	}, timeout, poll).Should(BeTrue(), "the finalizer gives up")
+	abandoned := eventsWithReason(ns, "app", stagesetv1.TeardownAbandonedReason)
+	g.Expect(abandoned).To(HaveLen(1))
+	g.Expect(abandoned[0].Severity).To(Equal("error"))
+	g.Expect(abandoned[0].Message).To(ContainSubstring("forbidden"))
+	g.Expect(abandoned[0].Message).To(ContainSubstring(ns + "_cm__ConfigMap"))
+	g.Expect(exists("v1", "ConfigMap", ns, "cm")()).To(BeTrue(), "what could not be deleted stays")
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -71,4 +72,50 @@ func TestDependencyCycleStalls(t *testing.T) {
 		g.Expect(conditions.IsStalled(obj)).To(BeTrue())
 		g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring("dependency cycle"))
 	}
+}
+
+// Under --no-cross-namespace-refs (the suite's reconciler runs with it), a
+// dependsOn entry in another namespace stalls AccessDenied, even when that
+// StageSet is Ready: nothing of the other namespace is read, nothing applied.
+func TestDependsOnAnotherNamespaceIsDenied(t *testing.T) {
+	g := NewWithT(t)
+	ns, other := env.NewNamespace(t), env.NewNamespace(t)
+	otherSrc := newRepo(t, stagesetv1.GitRepositoryKind, other, "repo", "rev-1", files{"cm.yaml": configMap("platform")})
+	platform := newStageSet(other, "platform", otherSrc, stage("platform", "./"))
+	platform.Spec.TargetNamespace = other
+	create(t, platform)
+	eventuallyReason(t, g, platform, "True/Succeeded")
+
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("app")})
+	app := newStageSet(ns, "app", src, stage("app", "./"))
+	app.Spec.TargetNamespace = ns
+	app.Spec.DependsOn = []meta.DependencyReference{{Name: "platform", Namespace: other}}
+	create(t, app)
+	eventuallyReason(t, g, app, "False/AccessDenied")
+	g.Expect(conditions.IsStalled(app)).To(BeTrue())
+	g.Expect(conditions.GetMessage(app, meta.ReadyCondition)).To(And(
+		ContainSubstring(other+"/platform"), ContainSubstring("--no-cross-namespace-refs")))
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
+}
+
+// Without the flag, a dependency in another namespace is looked up and
+// waited on like any other.
+func TestDependsOnAnotherNamespaceAllowedByDefault(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns, other := env.NewNamespace(t), env.NewNamespace(t)
+	app := &stagesetv1.StageSet{}
+	app.Namespace, app.Name = ns, "app"
+	app.Spec.DependsOn = []meta.DependencyReference{{Name: "platform", Namespace: other}}
+
+	err := (&StageSetReconciler{Client: env.Client}).checkDependencies(ctx, app)
+	var runErr *runError
+	g.Expect(errors.As(err, &runErr)).To(BeTrue(), "%v", err)
+	g.Expect(runErr.reason).To(Equal(stagesetv1.DependencyNotReadyReason))
+	g.Expect(err.Error()).To(ContainSubstring(other + "/platform"))
+
+	err = (&StageSetReconciler{Client: env.Client, NoCrossNamespaceRefs: true}).checkDependencies(ctx, app)
+	g.Expect(errors.As(err, &runErr)).To(BeTrue(), "%v", err)
+	g.Expect(runErr.reason).To(Equal(stagesetv1.AccessDeniedReason))
+	g.Expect(runErr.terminal).To(BeTrue())
 }

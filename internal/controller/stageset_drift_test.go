@@ -80,7 +80,7 @@ func TestDriftIsCorrectedReportedAndCounted(t *testing.T) {
 	g.Expect(obj.Status.History).To(HaveLen(1), "a steady-state run is not a rollout")
 }
 
-func TestWarnModeReportsDriftWithoutCorrectingIt(t *testing.T) {
+func TestWarnModeReportsDriftAndEnabledReportsItsCorrection(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
@@ -104,6 +104,44 @@ func TestWarnModeReportsDriftWithoutCorrectingIt(t *testing.T) {
 	g.Expect(driftMetric(g, ns, "app", "a")).To(BeZero())
 	g.Expect(eventsWithReason(ns, "app", stagesetv1.DriftCorrectedReason)).To(BeEmpty())
 	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	// Switching to Enabled reverts the drift the user was warned about:
+	// reported as corrected (event naming the object, the counter), not
+	// done silently by a run that the spec change made no longer steady.
+	get(g, obj)
+	obj.Spec.DriftDetection.Mode = stagesetv1.DriftDetectionEnabled
+	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	g.Eventually(func() string { get(g, cm); return cm.Data["k"] }, timeout, poll).Should(Equal("v"))
+	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "app", stagesetv1.DriftCorrectedReason) }, timeout, poll).Should(HaveLen(1))
+	g.Expect(eventsWithReason(ns, "app", stagesetv1.DriftCorrectedReason)[0].Message).To(ContainSubstring("ConfigMap/" + ns + "/watched"))
+	g.Expect(driftMetric(g, ns, "app", "a")).To(Equal(1.0))
+	// A mode switch is no rollout: no Succeeded event for it.
+	g.Expect(eventsWithReason(ns, "app", stagesetv1.SucceededReason)).To(HaveLen(1))
+}
+
+// A spec change that changes what is applied at the same revision (here a
+// patch) is announced like an update: a Succeeded event, not drift.
+func TestSpecChangeThatConfiguresObjectsIsAnnouncedAsAnUpdate(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("cm", "k", "v")})
+	obj := newStageSet(ns, "app", src, stage("a", "./"))
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "app", stagesetv1.SucceededReason) }, timeout, poll).Should(HaveLen(1))
+
+	get(g, obj)
+	obj.Spec.Stages[0].Patches = []kustomize.Patch{{
+		Patch:  `[{"op": "replace", "path": "/data/k", "value": "patched"}]`,
+		Target: &kustomize.Selector{Kind: "ConfigMap", Name: "cm"},
+	}}
+	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	cm := configMapObj(ns, "cm")
+	g.Eventually(func() string { get(g, cm); return cm.Data["k"] }, timeout, poll).Should(Equal("patched"))
+	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "app", stagesetv1.SucceededReason) }, timeout, poll).Should(HaveLen(2))
+	g.Expect(eventsWithReason(ns, "app", stagesetv1.DriftCorrectedReason)).To(BeEmpty(), "an update is no drift")
 }
 
 func TestDisabledModeAppliesOnlyNewRevisions(t *testing.T) {

@@ -25,6 +25,9 @@ const maxHistory = 5
 func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before readyState, runErr error) (ctrl.Result, error) {
 	obj := s.obj
 	result := ctrl.Result{}
+	if isBookkeeping(runErr) {
+		return r.retryBookkeeping(ctx, s, runErr)
+	}
 
 	if runErr == nil {
 		message := fmt.Sprintf("Applied revision: %s (%d stages)", obj.Status.LastAppliedRevision, len(obj.Spec.Stages))
@@ -67,10 +70,12 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 		}
 	}
 
-	r.reportDrift(s)
 	after := readyOf(obj)
 	// A steady-state run that changes nothing leaves the status as it is.
-	if s.revisions != nil && ((s.applied && s.newRevisions) || after != before) {
+	// An update of what is applied at the same revisions (a changed patch
+	// or substitution) is news like a new revision set.
+	rolledOut := s.applied && !s.steady && s.update
+	if s.revisions != nil && (rolledOut || after != before) {
 		r.recordHistory(s, after.reason)
 	}
 	// News: Ready changed status or reason, a new revision set was applied,
@@ -78,15 +83,30 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 	// only changes (a deferred revision) emits nothing more here.
 	transition := after.status != before.status || after.reason != before.reason
 	failureChanged := after.status != string(metav1.ConditionTrue) && after.message != before.message
-	if transition || failureChanged || (s.applied && s.newRevisions) {
-		r.event(obj, s.revision, after)
-	}
-	r.Metrics.RecordReconcile(obj.Namespace, obj.Name, after.reason)
 
+	// Events follow the status patch that records them: when the patch
+	// fails, the retry finds the same transition and reports it then, once.
+	// Drift was corrected in the cluster whatever becomes of the patch, so
+	// it is reported before it.
+	r.reportDrift(s)
 	if err := r.patchStatus(ctx, obj, s.patcher); err != nil {
 		return ctrl.Result{}, err
 	}
+	if transition || failureChanged || rolledOut {
+		r.event(obj, s.revision, after)
+	}
+	r.Metrics.RecordReconcile(obj.Namespace, obj.Name, after.reason)
 	return result, nil
+}
+
+// retryBookkeeping ends a run whose own records could not be written: it
+// reports no failure (no Ready change, no event, no metric) and hands the
+// error to the workqueue, whose backoff retries the run soon. The status is
+// written on a best-effort basis, Reconciling saying why.
+func (r *StageSetReconciler) retryBookkeeping(ctx context.Context, s *run, runErr error) (ctrl.Result, error) {
+	conditions.MarkReconciling(s.obj, meta.ProgressingWithRetryReason, "%s; retrying", runErr)
+	_ = r.patchStatus(ctx, s.obj, s.patcher)
+	return ctrl.Result{}, runErr
 }
 
 // restartRun ends a run that a new source revision made obsolete: it is not a
@@ -97,7 +117,7 @@ func (r *StageSetReconciler) restartRun(ctx context.Context, s *run) (ctrl.Resul
 	if err := r.patchStatus(ctx, s.obj, s.patcher); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{Requeue: true}, nil
+	return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 }
 
 // event emits the Ready transition as an event, with the revision for

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/migration"
 )
 
 // grantConfigMaps lets a service account manage ConfigMaps in ns only.
@@ -83,6 +84,6 @@ func TestActionsAndMigrationsActAsTheServiceAccount(t *testing.T) {
 
 	eventuallyReason(t, g, migrating, "False/MigrationFailed")
 	g.Expect(conditions.GetMessage(migrating, meta.ReadyCondition)).To(ContainSubstring("forbidden"))
-	g.Expect(jobExists(ns, "migrating-db-m-1")()).To(BeFalse())
+	g.Expect(jobExists(ns, migration.JobName("migrating", "db", "1"))()).To(BeFalse())
 	g.Expect(exists("v1", "ConfigMap", ns, "db")()).To(BeFalse())
 }

@@ -42,18 +42,35 @@ type Options struct {
 	RateLimiter workqueue.TypedRateLimiter[reconcile.Request]
 }
 
-// The controller's own permissions. Objects of stages are applied with the
-// impersonated service account, or with the controller's identity when none
-// is set; config/rbac binds cluster-admin for the latter, as Flux does.
-// +kubebuilder:rbac:groups=stageset.io,resources=stagesets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=stageset.io,resources=stagesets/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=stageset.io,resources=stagesets/finalizers,verbs=update
+// The controller's own permissions (config/rbac is generated from these
+// markers; docs/security.md says why each rule is there). Objects of stages,
+// actions and migration Jobs are written with the impersonated service
+// account; only installs that let StageSets act with the controller's
+// identity (no --default-service-account) bind cluster-admin, through the
+// config/rbac-cluster-admin overlay.
+//
+// StageSets are read from the cache and written by patches only: the
+// finalizer by a metadata patch, the status by a status patch.
+// +kubebuilder:rbac:groups=stageset.io,resources=stagesets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=stageset.io,resources=stagesets/status,verbs=patch
+// Sources are read from the cache.
 // +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=gitrepositories;ocirepositories;buckets;externalartifacts,verbs=get;list;watch
+// ConfigMaps and Secrets: substituteFrom values and kubeConfig Secrets are
+// read directly (get); both kinds are watched as metadata (list, watch).
+// Snapshot and migration ledger Secrets in StageSet namespaces, and the
+// integrity key Secret in the controller's namespace, are the controller's
+// own: create, update, and delete of superseded snapshot chunks.
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+// Impersonating a service account (system:serviceaccount:<ns>:<name>) needs
+// impersonate on serviceaccounts only: the API server adds the service
+// account groups itself.
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
+// Kubernetes Events (core/v1 recorder: create, then patch of a repeated event).
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// The leader election Lease, in the controller's namespace only (an
+// overlay's kustomize namespace moves the Role there).
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=stageset-system
 
 // SetupWithManager registers the reconciler with the manager. A StageSet is
 // reconciled when its generation changes, a reconcile is requested through
@@ -84,11 +101,13 @@ func (r *StageSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.substitutingFrom("Secret")),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		WithOptions(controller.Options{RateLimiter: opts.RateLimiter})
-	for _, src := range []client.Object{
-		&sourcev1.GitRepository{}, &sourcev1.OCIRepository{}, &sourcev1.Bucket{}, &sourcev1.ExternalArtifact{},
+	for kind, src := range map[string]client.Object{
+		stagesetv1.GitRepositoryKind: &sourcev1.GitRepository{}, stagesetv1.OCIRepositoryKind: &sourcev1.OCIRepository{},
+		stagesetv1.BucketKind: &sourcev1.Bucket{}, stagesetv1.ExternalArtifactKind: &sourcev1.ExternalArtifact{},
 	} {
 		b = b.Watches(src, handler.EnqueueRequestsFromMapFunc(r.readersOf),
-			builder.WithPredicates(revisionChanged{}))
+			builder.WithPredicates(revisionChanged{})).
+			Watches(src, r.supersedingRuns(kind), builder.WithPredicates(revisionChanged{}))
 	}
 	return b.Complete(r)
 }
@@ -154,14 +173,37 @@ func (r *StageSetReconciler) readersOf(ctx context.Context, src client.Object) [
 		}
 		kind = gvks[0].Kind
 	}
-	key := kind + "/" + src.GetNamespace() + "/" + src.GetName()
-	reqs := r.requestsFor(ctx, sourceIndexKey, key)
-	if revision := artifactRevision(src); revision != "" {
-		for _, req := range reqs {
+	return r.requestsFor(ctx, sourceIndexKey, sourceKey(kind, src))
+}
+
+// sourceKey is the index key of a source: <Kind>/<namespace>/<name>.
+func sourceKey(kind string, src client.Object) string {
+	return kind + "/" + src.GetNamespace() + "/" + src.GetName()
+}
+
+// supersedingRuns is the handler that tells the runs under way of a new
+// revision of their source, so that a run pinned to an older one stops
+// waiting. It is not part of readersOf: a map function is called for the
+// old object of an update as well as the new one, and must only map.
+func (r *StageSetReconciler) supersedingRuns(kind string) handler.EventHandler {
+	supersede := func(ctx context.Context, src client.Object) {
+		revision := artifactRevision(src)
+		if revision == "" {
+			return
+		}
+		key := sourceKey(kind, src)
+		for _, req := range r.requestsFor(ctx, sourceIndexKey, key) {
 			r.runs.supersede(req.NamespacedName, key, revision)
 		}
 	}
-	return reqs
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			supersede(ctx, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			supersede(ctx, e.ObjectNew)
+		},
+	}
 }
 
 // dependents maps a StageSet to the StageSets that depend on it.

@@ -31,6 +31,9 @@ func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedS
 	}
 	done, err := s.ledger(ctx)
 	if err != nil {
+		if transientAPIError(err) {
+			return bookkeepingFailed(fmt.Errorf("reading the migration ledger: %w", err))
+		}
 		return s.migrationFailed(ctx, stage.Name, "", fmt.Errorf("reading the migration ledger: %w", err))
 	}
 	for _, m := range plan.migrations {
@@ -47,12 +50,28 @@ func (s *run) migrate(ctx context.Context, stage stagesetv1.Stage, plan plannedS
 			return err
 		}
 		s.r.eventf(s.obj, plan.revision, corev1.EventTypeNormal, stagesetv1.MigrationStartedReason, "Migration %q of stage %q started (Job %s/%s)", m.Version, stage.Name, job.GetNamespace(), job.GetName())
-		if err := s.actionRunner().RunJobs(ctx, []*unstructured.Unstructured{job}, s.obj.GetStageTimeout(stage)); err != nil {
-			return s.migrationFailed(ctx, stage.Name, m.Version, err)
+		// Waiting on the Job is what a newer revision may cut short: the
+		// Job runs on, and the next run waits on it again.
+		waitCtx, endWait := s.tracked.wait(ctx)
+		err := s.actionRunner().RunJobs(waitCtx, s.jobOwner(stage.Name), []*unstructured.Unstructured{job}, s.obj.GetStageTimeout(stage))
+		if err != nil {
+			if !interrupted(waitCtx) {
+				err = s.changedSinceFailure(ctx, job, m, err)
+			}
+			err = s.migrationFailed(waitCtx, stage.Name, m.Version, err)
+		}
+		endWait()
+		if err != nil {
+			return err
 		}
 
 		rec := migration.Record{Stage: stage.Name, Version: m.Version, Job: job.GetName(), CompletedAt: time.Now().UTC(), JobSpecHash: migration.SpecHash(m.Job)}
 		if err := s.r.Migrations.Record(ctx, s.obj, rec); err != nil {
+			if transientAPIError(err) {
+				// The API server failed the write: the migration did not
+				// fail. The next run finds its completed Job and records it.
+				return bookkeepingFailed(fmt.Errorf("migration %q of stage %q completed, but recording it failed: %w", m.Version, stage.Name, err))
+			}
 			return s.migrationFailed(ctx, stage.Name, m.Version, fmt.Errorf("recording it in the ledger: %w", err))
 		}
 		done[migration.Key(stage.Name, m.Version)] = rec
@@ -95,16 +114,38 @@ func (s *run) ledger(ctx context.Context) (map[string]migration.Record, error) {
 }
 
 // migrationJob is the Job that runs a migration: the built Job under its
-// deterministic name, in the stage's namespace, with the ownership labels
-// and its stageset.io/migration annotation.
+// deterministic name, in the stage's namespace, with its
+// stageset.io/migration annotation (RunJobs adds the ownership labels).
 func (s *run) migrationJob(stage stagesetv1.Stage, m migration.Migration) *unstructured.Unstructured {
 	job := m.Job.DeepCopy()
 	job.SetName(migration.JobName(s.obj.Name, stage.Name, m.Version))
 	if job.GetNamespace() == "" {
 		job.SetNamespace(s.jobNamespace(stage))
 	}
-	s.owner(stage.Name).SetLabels(job)
+	annotations := job.GetAnnotations()
+	annotations[migration.SpecHashAnnotation] = migration.SpecHash(m.Job)
+	job.SetAnnotations(annotations)
 	return job
+}
+
+// changedSinceFailure adds to the failure of a migration Job what to do
+// when the Job that failed is not the one the stage builds now: a failed
+// migration is never re-run under the same version by itself (its Job is
+// kept for diagnosis, and the data may be half-migrated), so a fixed
+// manifest alone would only repeat the old failure.
+func (s *run) changedSinceFailure(ctx context.Context, job *unstructured.Unstructured, m migration.Migration, err error) error {
+	existing := &unstructured.Unstructured{}
+	existing.SetGroupVersionKind(job.GroupVersionKind())
+	if s.kube.Get(ctx, client.ObjectKeyFromObject(job), existing) != nil {
+		return err
+	}
+	ran := existing.GetAnnotations()[migration.SpecHashAnnotation]
+	if ran == "" || ran == migration.SpecHash(m.Job) {
+		return err
+	}
+	return fmt.Errorf("%w; the Job of version %q changed since it failed, and a failed migration is not run again under the same version: "+
+		"bump the %s annotation to run the changed Job, or delete Job %s/%s to run version %q again",
+		err, m.Version, stagesetv1.MigrationAnnotation, job.GetNamespace(), job.GetName(), m.Version)
 }
 
 // jobNamespace is where a stage's Jobs that name no namespace run: the
@@ -121,9 +162,15 @@ func (s *run) jobNamespace(stage stagesetv1.Stage) string {
 // failure: the Job runs on, and the next run waits on it again.
 func (s *run) migrationFailed(ctx context.Context, stage, version string, err error) error {
 	if interrupted(ctx) {
-		return s.interruptStage(stage, fmt.Errorf("migration %q: %w", version, err))
+		return s.interruptStage(ctx, stage, fmt.Errorf("migration %q: %w", version, err))
 	}
-	err = fmt.Errorf("migration %q of stage %q failed: %w", version, stage, err)
+	if version == "" {
+		// The ledger could not be read (or failed verification): no
+		// migration of the stage may run, nor be taken as done.
+		err = fmt.Errorf("migrations of stage %q cannot run: %w", stage, err)
+	} else {
+		err = fmt.Errorf("migration %q of stage %q failed: %w", version, stage, err)
+	}
 	s.setPhase(stage, stagesetv1.StagePhaseFailed, err.Error())
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage, false)
 	s.r.eventf(s.obj, s.revision, corev1.EventTypeWarning, stagesetv1.MigrationFailedReason, "%s", err.Error())

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
@@ -55,19 +56,19 @@ func TestMigrationsRunInOrderBeforeTheStageAndNeverAgain(t *testing.T) {
 	create(t, obj)
 
 	// Version 2 runs first (natural order), alone, before the stage applies.
-	g.Eventually(jobExists(ns, "shop-db-m-2"), timeout, poll).Should(BeTrue())
+	g.Eventually(jobExists(ns, migration.JobName("shop", "db", "2")), timeout, poll).Should(BeTrue())
 	g.Eventually(func() stagesetv1.StagePhase { get(g, obj); return obj.Status.Stages[0].Phase }, timeout, poll).Should(Equal(stagesetv1.StagePhaseMigrating))
-	g.Consistently(jobExists(ns, "shop-db-m-10"), "1s", poll).Should(BeFalse())
+	g.Consistently(jobExists(ns, migration.JobName("shop", "db", "10")), "1s", poll).Should(BeFalse())
 	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
-	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-2", true, "")).To(Succeed())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, migration.JobName("shop", "db", "2"), true, "")).To(Succeed())
 
-	g.Eventually(jobExists(ns, "shop-db-m-10"), timeout, poll).Should(BeTrue())
+	g.Eventually(jobExists(ns, migration.JobName("shop", "db", "10")), timeout, poll).Should(BeTrue())
 	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
 	job := &batchv1.Job{}
-	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-db-m-10"}, job)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: migration.JobName("shop", "db", "10")}, job)).To(Succeed())
 	g.Expect(job.Annotations).To(HaveKeyWithValue(stagesetv1.MigrationAnnotation, "10"))
 	g.Expect(job.Labels).To(HaveKeyWithValue(stagesetv1.StageLabel, "db"))
-	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-10", true, "")).To(Succeed())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, migration.JobName("shop", "db", "10"), true, "")).To(Succeed())
 
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeTrue())
@@ -79,7 +80,7 @@ func TestMigrationsRunInOrderBeforeTheStageAndNeverAgain(t *testing.T) {
 	}
 
 	// The completed Jobs stay until the stage's next successful rollout.
-	g.Expect(jobExists(ns, "shop-db-m-2")()).To(BeTrue())
+	g.Expect(jobExists(ns, migration.JobName("shop", "db", "2"))()).To(BeTrue())
 
 	// Status lost, new revision: the ledger keeps the migrations from
 	// running again (a re-created Job would never complete here, and the
@@ -93,8 +94,8 @@ func TestMigrationsRunInOrderBeforeTheStageAndNeverAgain(t *testing.T) {
 		"db/app.yaml": configMap("app", "v", "2"),
 	})
 	g.Eventually(func() string { get(g, obj); return obj.Status.LastAppliedRevision }, timeout, poll).Should(Equal("rev-2"))
-	g.Expect(jobExists(ns, "shop-db-m-2")()).To(BeFalse())
-	g.Expect(jobExists(ns, "shop-db-m-10")()).To(BeFalse())
+	g.Expect(jobExists(ns, migration.JobName("shop", "db", "2"))()).To(BeFalse())
+	g.Expect(jobExists(ns, migration.JobName("shop", "db", "10"))()).To(BeFalse())
 
 	// A completed migration whose Job changed is reported, not run.
 	src.publish("rev-3", files{
@@ -105,12 +106,13 @@ func TestMigrationsRunInOrderBeforeTheStageAndNeverAgain(t *testing.T) {
 	g.Eventually(func() string { get(g, obj); return obj.Status.LastAppliedRevision }, timeout, poll).Should(Equal("rev-3"))
 	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "shop", MigrationChangedReason) }, timeout, poll).Should(HaveLen(1))
 	g.Expect(eventsWithReason(ns, "shop", MigrationChangedReason)[0].Message).To(ContainSubstring(`Migration "10" of stage "db" changed`))
-	g.Expect(jobExists(ns, "shop-db-m-10")()).To(BeFalse())
+	g.Expect(jobExists(ns, migration.JobName("shop", "db", "10"))()).To(BeFalse())
 }
 
 // migratingStageSet creates StageSet "shop" whose stage "db" runs migration
-// "1" (Job shop-db-m-1) before its ConfigMap "app", with an onFailure action
-// whose calls are counted, and returns once the Job exists.
+// "1" (Job migration.JobName("shop", "db", "1")) before its ConfigMap "app",
+// with an onFailure action whose calls are counted, and returns once the Job
+// exists.
 func migratingStageSet(t *testing.T, ns string) (*stagesetv1.StageSet, *repo, *atomic.Int64) {
 	t.Helper()
 	srv, hits := hookServer(t)
@@ -120,7 +122,7 @@ func migratingStageSet(t *testing.T, ns string) (*stagesetv1.StageSet, *repo, *a
 	obj := newStageSet(ns, "shop", src, st)
 	obj.Spec.TargetNamespace = ns
 	create(t, obj)
-	NewWithT(t).Eventually(jobExists(ns, "shop-db-m-1"), timeout, poll).Should(BeTrue())
+	NewWithT(t).Eventually(jobExists(ns, migration.JobName("shop", "db", "1")), timeout, poll).Should(BeTrue())
 	return obj, src, hits
 }
 
@@ -129,12 +131,12 @@ func TestFailedMigrationHaltsTheStage(t *testing.T) {
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
 	obj, _, hits := migratingStageSet(t, ns)
-	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-1", false, "schema is locked")).To(Succeed())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, migration.JobName("shop", "db", "1"), false, "schema is locked")).To(Succeed())
 	eventuallyReason(t, g, obj, "False/MigrationFailed")
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
 		HavePrefix(`migration "1" of stage "db" failed: `), ContainSubstring("schema is locked")))
 	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse(), "the stage's objects are not applied")
-	g.Expect(jobExists(ns, "shop-db-m-1")()).To(BeTrue(), "the failed Job is kept")
+	g.Expect(jobExists(ns, migration.JobName("shop", "db", "1"))()).To(BeTrue(), "the failed Job is kept")
 	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "shop", stagesetv1.MigrationFailedReason) }, timeout, poll).ShouldNot(BeEmpty())
 	g.Eventually(hits.Load, timeout, poll).Should(Equal(int64(1)), "onFailure actions run")
 }
@@ -151,8 +153,8 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 	eventuallyReason(t, g, obj, "True/Succeeded")
 
 	src.publish("rev-2", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app", "v", "2")})
-	g.Eventually(jobExists(ns, "shop-db-m-1"), timeout, poll).Should(BeTrue())
-	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-1", false, "schema is locked")).To(Succeed())
+	g.Eventually(jobExists(ns, migration.JobName("shop", "db", "1")), timeout, poll).Should(BeTrue())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, migration.JobName("shop", "db", "1"), false, "schema is locked")).To(Succeed())
 	eventuallyReason(t, g, obj, "False/RolledBack")
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
 		ContainSubstring(`rollout of revision rev-2 failed at stage "db"`), ContainSubstring("schema is locked"),
@@ -171,15 +173,15 @@ func TestNewRevisionDuringAMigrationWaitsOnTheSameJob(t *testing.T) {
 	ns := env.NewNamespace(t)
 	obj, src, hits := migratingStageSet(t, ns)
 	job := &batchv1.Job{}
-	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-db-m-1"}, job)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: migration.JobName("shop", "db", "1")}, job)).To(Succeed())
 	src.publish("rev-2", files{"db/m1.yaml": migrationJob("1"), "db/app.yaml": configMap("app", "v", "2")})
 	g.Eventually(func() string { get(g, obj); return obj.Status.LastAttemptedRevision }, timeout, poll).Should(Equal("rev-2"))
 
-	g.Expect(testenv.FinishJob(ctx, env.Client, ns, "shop-db-m-1", true, "")).To(Succeed())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, migration.JobName("shop", "db", "1"), true, "")).To(Succeed())
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	g.Expect(obj.Status.LastAppliedRevision).To(Equal("rev-2"))
 	finished := &batchv1.Job{}
-	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-db-m-1"}, finished)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: migration.JobName("shop", "db", "1")}, finished)).To(Succeed())
 	g.Expect(finished.UID).To(Equal(job.UID))
 	g.Expect(eventsWithReason(ns, "shop", stagesetv1.MigrationFailedReason)).To(BeEmpty())
 	g.Expect(hits.Load()).To(BeZero(), "no onFailure action ran")
@@ -200,8 +202,36 @@ func TestMigrationBeyondTheStageTimeoutFails(t *testing.T) {
 
 	eventuallyReason(t, g, obj, "False/MigrationFailed")
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(And(
-		HavePrefix(`migration "1" of stage "db" failed: timed out waiting for Job/`+ns+`/shop-db-m-1`),
+		HavePrefix(`migration "1" of stage "db" failed: timed out waiting for Job/`+ns+`/`+migration.JobName("shop", "db", "1")),
 		ContainSubstring("context deadline exceeded")))
 	g.Expect(obj.Status.Stages[0].Phase).To(Equal(stagesetv1.StagePhaseFailed))
 	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
+}
+
+// A failed migration whose Job was fixed under the same version is not run
+// again by itself: the message says to bump the version (or delete the
+// failed Job), and bumping it runs the fixed Job.
+func TestFixedMigrationUnderTheSameVersionAsksForABump(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	obj, src, _ := migratingStageSet(t, ns)
+	failedJob := migration.JobName("shop", "db", "1")
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, failedJob, false, "schema is locked")).To(Succeed())
+	eventuallyReason(t, g, obj, "False/MigrationFailed")
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).NotTo(ContainSubstring("bump"), "the same Job failing says nothing more")
+
+	fixed := replaceOnce(migrationJob("1"), `image: "migrate:1"`, `image: "migrate:fixed"`)
+	src.publish("rev-2", files{"db/m1.yaml": fixed, "db/app.yaml": configMap("app", "v", "1")})
+	g.Eventually(func() string { get(g, obj); return conditions.GetMessage(obj, meta.ReadyCondition) }, timeout, poll).Should(And(
+		ContainSubstring("schema is locked"),
+		ContainSubstring(`the Job of version "1" changed since it failed`),
+		ContainSubstring("bump the stageset.io/migration annotation"),
+		ContainSubstring("delete Job "+ns+"/"+failedJob)))
+	g.Expect(readyReason(g, obj)()).To(Equal("False/MigrationFailed"))
+
+	src.publish("rev-3", files{"db/m1.yaml": replaceOnce(fixed, `"1"`, `"2"`), "db/app.yaml": configMap("app", "v", "1")})
+	g.Eventually(jobExists(ns, migration.JobName("shop", "db", "2")), timeout, poll).Should(BeTrue())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, migration.JobName("shop", "db", "2"), true, "")).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
 }

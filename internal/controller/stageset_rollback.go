@@ -124,12 +124,20 @@ func (s *run) reassertSnapshot(ctx context.Context, mgr *apply.Manager) error {
 		return nil
 	}
 	snap, err := s.lastSnapshot(ctx)
-	if err != nil || snap == nil {
-		return err
+	if err != nil {
+		return failed(stagesetv1.StageFailedReason, fmt.Errorf("re-asserting the last good snapshot: reading it: %w", err))
 	}
-	// The snapshot is what the stages last applied successfully.
+	if snap == nil {
+		return nil
+	}
+	// The snapshot is what the stages last applied successfully. A stage
+	// removed from the spec since is not re-asserted: its objects are the
+	// teardown's business, never the snapshot's to bring back.
 	opts := apply.ApplyOptions{IgnoreRules: s.ignoreRules(), Reassert: true}
 	for _, st := range snap.Stages {
+		if !s.inSpec(st.Name) {
+			continue
+		}
 		owner := s.owner(st.Name)
 		if mode == stagesetv1.DriftDetectionWarn {
 			cs, err := mgr.Diff(ctx, owner, build.CopyObjects(st.Objects), opts)
@@ -150,13 +158,29 @@ func (s *run) reassertSnapshot(ctx context.Context, mgr *apply.Manager) error {
 
 // lastSnapshot loads the last good snapshot once per run: the gate, the
 // drift correction of a deferred or held run and the rollback all read it,
-// and it only changes when a run succeeds.
+// and it only changes when a run succeeds. A snapshot that fails to load
+// (one that fails verification among them) is never applied: it is
+// reported with a Warning event, and each caller refuses to go on from it.
 func (s *run) lastSnapshot(ctx context.Context) (*snapshot.Snapshot, error) {
 	if !s.snapshotLoaded {
 		s.snapshot, s.snapshotErr = s.r.Snapshots.Load(ctx, s.obj)
 		s.snapshotLoaded = true
+		if s.snapshotErr != nil && !interrupted(ctx) {
+			s.r.eventf(s.obj, s.revision, corev1.EventTypeWarning, stagesetv1.RollbackStoreFailedReason,
+				"The last good snapshot cannot be used: %s", s.snapshotErr)
+		}
 	}
 	return s.snapshot, s.snapshotErr
+}
+
+// inSpec tells whether the spec still has a stage of that name.
+func (s *run) inSpec(stage string) bool {
+	for _, st := range s.obj.Spec.Stages {
+		if st.Name == stage {
+			return true
+		}
+	}
+	return false
 }
 
 // stageCause is the message of a stage failure without its "stage ... failed:"

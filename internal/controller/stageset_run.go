@@ -46,6 +46,12 @@ type run struct {
 	steady bool
 	// applied tells that every stage was applied and verified.
 	applied bool
+	// update tells that the run rolls out a change of what is applied: new
+	// revisions, or a spec or input change that changes the built objects.
+	// A run that is neither steady nor an update (a spec change that builds
+	// the same objects, a retry after a failure) counts what it creates or
+	// configures as drift, like a steady run.
+	update bool
 
 	// corrected and detected collect the drift of a steady-state run.
 	corrected, detected drift
@@ -128,10 +134,7 @@ func (s *run) execute(ctx context.Context) error {
 		return s.appliedSteady()
 	}
 
-	if s.kubeConfig, err = s.r.Clients.ConfigFor(ctx, s.obj); err != nil {
-		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
-	}
-	if s.kube, err = s.r.Clients.Client(s.kubeConfig); err != nil {
+	if s.kube, s.kubeConfig, err = s.r.Clients.For(ctx, s.obj); err != nil {
 		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
 	}
 	mgr := apply.NewManager(s.kube, ControllerName)
@@ -169,9 +172,9 @@ func (s *run) execute(ctx context.Context) error {
 	// (windows, intervals, drift settings) take effect at once.
 	s.obj.Status.PendingUpdate = nil
 	if !s.steady {
-		if changes, err := s.changesWhatIsApplied(ctx); err != nil {
+		if s.update, err = s.changesWhatIsApplied(ctx); err != nil {
 			return err
-		} else if changes {
+		} else if s.update {
 			if deferred, err := s.gateRollout(ctx, mgr); err != nil {
 				return err
 			} else if deferred {
@@ -182,13 +185,18 @@ func (s *run) execute(ctx context.Context) error {
 		conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
 		conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
 		if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
-			return err
+			return bookkeepingFailed(fmt.Errorf("writing the progress of the rollout: %w", err))
 		}
 	}
 
 	for _, plan := range s.plans {
+		// A newer revision ends the run at a stage boundary; the next run
+		// rolls it out from the stage this one reached.
+		if s.tracked.isSuperseded() {
+			return errSuperseded
+		}
 		if err := s.applyStage(ctx, mgr, plan); err != nil {
-			if s.steady || interrupted(ctx) {
+			if s.steady || interrupted(ctx) || errors.Is(err, errSuperseded) || isBookkeeping(err) {
 				return err
 			}
 			s.runOnFailure(ctx, plan)
@@ -210,6 +218,12 @@ func (s *run) execute(ctx context.Context) error {
 	s.obj.Status.LastAppliedRevisions = s.revisions
 	s.r.appliedInputs.record(s.obj.UID, s.inputsDigest)
 	return nil
+}
+
+// countsDrift tells whether what the run creates or configures is drift:
+// it re-asserts objects already applied at the same revision set.
+func (s *run) countsDrift() bool {
+	return s.steady || !s.update
 }
 
 // appliedSteady ends a steady-state run that applies nothing (drift
@@ -352,7 +366,7 @@ func (s *run) buildActionJobs(ctx context.Context, artifacts *source.Cache, inpu
 		if err != nil {
 			return failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", in.stage.Name, err))
 		}
-		if s.plans[i].actionJobs, err = buildActionJobs(root, in.input.TargetNamespace, in.artifact.Revision, in.stage); err != nil {
+		if s.plans[i].actionJobs, err = buildActionJobs(root, in.input.TargetNamespace, in.stage); err != nil {
 			return failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", in.stage.Name, err))
 		}
 	}

@@ -60,7 +60,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	}
 
 	changeSet, err := mgr.Apply(ctx, owner, plan.objects, opts)
-	if s.steady {
+	if s.countsDrift() {
 		s.corrected.record(stage.Name, changeSet)
 	}
 	if err != nil {
@@ -84,8 +84,15 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 	if err := s.patchProgress(ctx, "Verifying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return err
 	}
-	if err := mgr.Wait(ctx, waitSet(changeSet), s.waitOptions(stage)); err != nil {
-		return s.failStage(ctx, stage.Name, fmt.Errorf("health check: %w", err))
+	// The health wait is what a newer revision may cut short.
+	waitCtx, endWait := s.tracked.wait(ctx)
+	err = mgr.Wait(waitCtx, waitSet(changeSet), s.waitOptions(stage))
+	if err != nil {
+		err = s.failStage(waitCtx, stage.Name, fmt.Errorf("health check: %w", err))
+	}
+	endWait()
+	if err != nil {
+		return err
 	}
 	// Post actions, once per revision: the stage is Ready only after them.
 	if stage.Actions != nil && !s.steady {
@@ -111,7 +118,10 @@ func (s *run) patchProgress(ctx context.Context, format string, args ...any) err
 		return nil
 	}
 	conditions.MarkReconciling(s.obj, meta.ProgressingReason, format, args...)
-	return s.r.patchStatus(ctx, s.obj, s.patcher)
+	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+		return bookkeepingFailed(fmt.Errorf("writing the progress of the rollout: %w", err))
+	}
+	return nil
 }
 
 // ignoreRules are the driftDetection.ignore rules of the StageSet.
@@ -174,7 +184,7 @@ func waitSet(cs *ssa.ChangeSet) object.ObjMetadataSet {
 // failStage marks the stage Failed and returns its StageFailed error.
 func (s *run) failStage(ctx context.Context, name string, err error) error {
 	if interrupted(ctx) {
-		return s.interruptStage(name, err)
+		return s.interruptStage(ctx, name, err)
 	}
 	s.setPhase(name, stagesetv1.StagePhaseFailed, err.Error())
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, name, false)
@@ -182,16 +192,20 @@ func (s *run) failStage(ctx context.Context, name string, err error) error {
 }
 
 // interrupted reports whether the run was stopped from outside: a new
-// revision superseded it, or the controller is stopping. The stage did not
-// fail, and the next run takes it up again.
+// revision superseded its wait, or the controller is stopping. The stage did
+// not fail, and the next run takes it up again.
 func interrupted(ctx context.Context) bool {
 	return errors.Is(ctx.Err(), context.Canceled)
 }
 
 // interruptStage puts an interrupted stage back to Pending: no failure is
-// recorded, reported or acted upon.
-func (s *run) interruptStage(name string, err error) error {
+// recorded, reported or acted upon. The error carries the cause, so that a
+// supersession (errSuperseded) restarts the run.
+func (s *run) interruptStage(ctx context.Context, name string, err error) error {
 	s.setPhase(name, stagesetv1.StagePhasePending, "Interrupted: "+err.Error())
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w (%w)", err, cause)
+	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
+	"github.com/stageset/stageset-controller/internal/integrity"
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/snapshot"
@@ -28,10 +30,26 @@ var (
 	env *testenv.Environment
 	// clockShift moves the controller's clock for update window tests.
 	clockShift atomic.Int64
+	// panicClock makes the controller's clock panic, for the test that a
+	// panic in a run is reported (the clock is read by the window gate).
+	panicClock atomic.Bool
 	// notifications receives the events the controller forwards, like
 	// notification-controller's event receiver.
 	notifications *eventReceiver
+	// integrityKey is the controller's key; tests that forge snapshots or
+	// ledgers do so without it, as a tenant would.
+	integrityKey = mustKey()
 )
+
+func mustKey() *integrity.Key {
+	raw := make([]byte, integrity.KeySize)
+	_, _ = rand.Read(raw)
+	key, err := integrity.NewKey(raw)
+	if err != nil {
+		panic(err)
+	}
+	return key
+}
 
 func TestMain(m *testing.M) {
 	var err error
@@ -55,17 +73,23 @@ func setupReconciler(mgr ctrl.Manager) error {
 			Scheme: mgr.GetScheme(),
 			Reader: mgr.GetAPIReader(),
 		},
-		Sources:                   &source.Resolver{Reader: mgr.GetClient()},
-		Fetcher:                   &source.Fetcher{},
-		Builds:                    build.NewCache(1000),
-		Snapshots:                 &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
-		AllowedActionHosts:        []string{"127.0.0.1"},
-		Migrations:                &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
-		EventRecorder:             recorder,
-		Metrics:                   metrics.Default(),
-		StatusManager:             StatusManager,
-		Clock:                     func() time.Time { return time.Now().Add(time.Duration(clockShift.Load())) },
+		Sources:            &source.Resolver{Reader: mgr.GetClient()},
+		Fetcher:            &source.Fetcher{},
+		Builds:             build.NewCache(1000),
+		Snapshots:          &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: integrityKey},
+		AllowedActionHosts: []string{"127.0.0.1"},
+		Migrations:         &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: integrityKey},
+		EventRecorder:      recorder,
+		Metrics:            metrics.Default(),
+		StatusManager:      StatusManager,
+		Clock: func() time.Time {
+			if panicClock.Load() {
+				panic("the test clock panicked")
+			}
+			return time.Now().Add(time.Duration(clockShift.Load()))
+		},
 		DependencyRequeueInterval: time.Second,
+		NoCrossNamespaceRefs:      true, // as multi-tenant installs run (stageset_dependencies_test.go)
 	}
 	return r.SetupWithManager(context.Background(), mgr, Options{})
 }

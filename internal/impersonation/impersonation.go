@@ -7,19 +7,21 @@ package impersonation
 import (
 	"context"
 	"fmt"
+	"sync"
 
-	"github.com/fluxcd/pkg/apis/meta"
-	corev1 "k8s.io/api/core/v1"
+	runtimeclient "github.com/fluxcd/pkg/runtime/client"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/version"
 )
 
-// Factory makes per-StageSet clients.
+// Factory makes per-StageSet clients. Its zero cache is ready to use; the
+// option fields are read at each call, so set them before the first.
 type Factory struct {
 	// Base is the controller's own REST config.
 	Base *rest.Config
@@ -30,6 +32,19 @@ type Factory struct {
 	// DefaultServiceAccount is impersonated for StageSets that name none
 	// (--default-service-account); empty keeps the controller's identity.
 	DefaultServiceAccount string
+	// KubeConfigOptions decide what a remote kubeconfig may use
+	// (--insecure-kubeconfig-exec, --insecure-kubeconfig-tls) and sets the
+	// remote clients' timeout (30s when nil) and user agent
+	// (stageset-controller/<version> when empty).
+	KubeConfigOptions runtimeclient.KubeConfigOptions
+	// ClientOptions hold the QPS and burst of remote clients
+	// (--kube-api-qps, --kube-api-burst), as for the controller's own: they
+	// apply where the remote API server has no priority and fairness.
+	ClientOptions runtimeclient.Options
+
+	remotesOnce sync.Once
+	// remotes holds the remote clients built, by Secret, key and identity.
+	remotes *lru.Cache
 }
 
 // ServiceAccountFor returns the service account a StageSet acts as, "" for
@@ -43,69 +58,62 @@ func (f *Factory) ServiceAccountFor(obj *stagesetv1.StageSet) string {
 
 // ClientFor returns an uncached client acting for the StageSet.
 func (f *Factory) ClientFor(ctx context.Context, obj *stagesetv1.StageSet) (client.Client, error) {
-	cfg, err := f.ConfigFor(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	return f.Client(cfg)
+	c, _, err := f.For(ctx, obj)
+	return c, err
 }
 
-// ConfigFor returns the REST config acting for the StageSet: the remote
-// cluster of spec.kubeConfig, else the controller's own, impersonating the
-// StageSet's service account when it has one.
-func (f *Factory) ConfigFor(ctx context.Context, obj *stagesetv1.StageSet) (*rest.Config, error) {
-	cfg := rest.CopyConfig(f.Base)
-	if ref := obj.Spec.KubeConfig; ref != nil {
-		remote, err := f.remoteConfig(ctx, obj.Namespace, ref)
-		if err != nil {
-			return nil, err
-		}
-		cfg = remote
-	}
+// For returns an uncached client acting for the StageSet and its REST
+// config (a copy the caller may keep): the remote cluster of
+// spec.kubeConfig, else the controller's own, impersonating the StageSet's
+// service account when it has one. A remote client is built once per
+// kubeconfig Secret version and identity, then reused.
+func (f *Factory) For(ctx context.Context, obj *stagesetv1.StageSet) (client.Client, *rest.Config, error) {
+	impersonate := ""
 	if sa := f.ServiceAccountFor(obj); sa != "" {
-		cfg.Impersonate = rest.ImpersonationConfig{
-			UserName: fmt.Sprintf("system:serviceaccount:%s:%s", obj.Namespace, sa),
-		}
+		impersonate = fmt.Sprintf("system:serviceaccount:%s:%s", obj.Namespace, sa)
 	}
-	return cfg, nil
+	if ref := obj.Spec.KubeConfig; ref != nil {
+		r, err := f.remote(ctx, obj.Namespace, ref, impersonate)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r.client, rest.CopyConfig(r.config), nil
+	}
+	cfg := rest.CopyConfig(f.Base)
+	if impersonate != "" {
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: impersonate}
+	}
+	c, _, err := f.newClient(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, cfg, nil
 }
 
-// Client returns an uncached client for a config of ConfigFor. Its REST
-// mapper is dynamic, so kinds whose CRD a stage has just applied resolve.
-func (f *Factory) Client(cfg *rest.Config) (client.Client, error) {
+// newClient returns an uncached client for cfg, and the HTTP client under
+// it. Its REST mapper is dynamic, so kinds whose CRD a stage has just
+// applied resolve.
+func (f *Factory) newClient(cfg *rest.Config) (client.Client, closeIdler, error) {
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return client.New(cfg, client.Options{Scheme: f.Scheme, Mapper: mapper, HTTPClient: httpClient})
+	c, err := client.New(cfg, client.Options{Scheme: f.Scheme, Mapper: mapper, HTTPClient: httpClient})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, httpClient, nil
 }
 
-// remoteConfig reads a kubeconfig from the Secret of spec.kubeConfig.secretRef
-// (key "value" unless the reference names one).
-func (f *Factory) remoteConfig(ctx context.Context, namespace string, ref *meta.KubeConfigReference) (*rest.Config, error) {
-	if ref.SecretRef == nil {
-		return nil, fmt.Errorf("spec.kubeConfig: only secretRef is supported")
+// userAgent is the user agent of remote clients, so the remote cluster's
+// audit log names the controller.
+func (f *Factory) userAgent() string {
+	if f.KubeConfigOptions.UserAgent != "" {
+		return f.KubeConfigOptions.UserAgent
 	}
-	secret := &corev1.Secret{}
-	key := client.ObjectKey{Namespace: namespace, Name: ref.SecretRef.Name}
-	if err := f.Reader.Get(ctx, key, secret); err != nil {
-		return nil, fmt.Errorf("reading kubeconfig Secret %s: %w", key, err)
-	}
-	dataKey := ref.SecretRef.Key
-	if dataKey == "" {
-		dataKey = "value"
-	}
-	data, ok := secret.Data[dataKey]
-	if !ok {
-		return nil, fmt.Errorf("kubeconfig Secret %s has no key %q", key, dataKey)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig Secret %s: %w", key, err)
-	}
-	return cfg, nil
+	return "stageset-controller/" + version.Version
 }

@@ -2,6 +2,8 @@ package migration
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -10,11 +12,26 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/integrity"
 )
+
+// testKey is the controller's key in these tests.
+var testKey = newKey()
+
+func newKey() *integrity.Key {
+	raw := make([]byte, integrity.KeySize)
+	_, _ = rand.Read(raw)
+	key, err := integrity.NewKey(raw)
+	if err != nil {
+		panic(err)
+	}
+	return key
+}
 
 func newStageSet(t *testing.T, ns, name string) *stagesetv1.StageSet {
 	t.Helper()
@@ -52,7 +69,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	obj := newStageSet(t, env.NewNamespace(t), "app")
-	l := &Ledger{Client: env.Client}
+	l := &Ledger{Key: testKey, Client: env.Client}
 
 	got, err := l.Load(ctx, obj)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -84,7 +101,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 	g.Expect(got[Key("db", "1.0.0")].JobSpecHash).To(Equal("changed"))
 
 	g.Expect(got[Key("db", "1.0.0")].Status()).To(Equal(stagesetv1.MigrationRecord{
-		Stage: "db", Version: "1.0.0", Job: "app-db-m-1-0-0", CompletedAt: ptrTime(db1.CompletedAt),
+		Stage: "db", Version: "1.0.0", Job: JobName("app", "db", "1.0.0"), CompletedAt: ptrTime(db1.CompletedAt),
 	}))
 }
 
@@ -93,25 +110,47 @@ func ptrTime(t time.Time) *metav1.Time {
 	return &mt
 }
 
-func TestLedgerSecretIsOwnedByTheStageSet(t *testing.T) {
+// The ledger has no owner: the garbage collector would delete it with its
+// StageSet (SPEC §6). Record also drops an owner an earlier version set.
+func TestLedgerSecretHasNoOwner(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	obj := newStageSet(t, env.NewNamespace(t), "app")
-	l := &Ledger{Client: env.Client}
+	l := &Ledger{Key: testKey, Client: env.Client}
 	g.Expect(l.Record(ctx, obj, record("db", "1"))).To(Succeed())
 
 	s := ledgerSecret(g, obj)
 	g.Expect(s.Type).To(Equal(LedgerSecretType))
 	g.Expect(s.Labels).To(HaveKeyWithValue(stagesetv1.NameLabel, "app"))
-	g.Expect(s.OwnerReferences).To(HaveLen(1))
-	ref := s.OwnerReferences[0]
-	g.Expect(ref.APIVersion).To(Equal(stagesetv1.GroupVersion.String()))
-	g.Expect(ref.Kind).To(Equal(stagesetv1.StageSetKind))
-	g.Expect(ref.Name).To(Equal("app"))
-	g.Expect(ref.UID).To(Equal(obj.UID))
-	g.Expect(*ref.Controller).To(BeTrue())
-	g.Expect(*ref.BlockOwnerDeletion).To(BeFalse())
+	g.Expect(s.OwnerReferences).To(BeEmpty())
 	g.Expect(s.Data).To(HaveKey("db_1"))
+
+	s.OwnerReferences = []metav1.OwnerReference{{APIVersion: stagesetv1.GroupVersion.String(), Kind: stagesetv1.StageSetKind, Name: "app", UID: obj.UID}}
+	g.Expect(env.Client.Update(ctx, s)).To(Succeed())
+	g.Expect(l.Record(ctx, obj, record("db", "2"))).To(Succeed())
+	g.Expect(ledgerSecret(g, obj).OwnerReferences).To(BeEmpty())
+}
+
+// Forget removes the records of the stages given, and the Secret with the
+// last record.
+func TestLedgerForgetsStages(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	obj := newStageSet(t, env.NewNamespace(t), "app")
+	l := &Ledger{Key: testKey, Client: env.Client}
+	g.Expect(l.Record(ctx, obj, record("db", "1"))).To(Succeed())
+	g.Expect(l.Record(ctx, obj, record("app", "1"))).To(Succeed())
+
+	g.Expect(l.Forget(ctx, obj, []string{"db"})).To(Succeed())
+	got, err := l.Load(ctx, obj)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(HaveLen(1))
+	g.Expect(got).To(HaveKey(Key("app", "1")))
+
+	g.Expect(l.Forget(ctx, obj, []string{"app"})).To(Succeed())
+	err = env.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: ledgerName(obj.Name)}, &corev1.Secret{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the empty ledger is deleted: %v", err)
+	g.Expect(l.Forget(ctx, obj, []string{"app"})).To(Succeed(), "no ledger, nothing to forget")
 }
 
 // TestLedgerSurvivesLossOfStatus recreates the StageSet, as a restore from
@@ -122,7 +161,7 @@ func TestLedgerSurvivesLossOfStatus(t *testing.T) {
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
 	old := newStageSet(t, ns, "app")
-	l := &Ledger{Client: env.Client}
+	l := &Ledger{Key: testKey, Client: env.Client}
 	g.Expect(l.Record(ctx, old, record("db", "1"))).To(Succeed())
 
 	g.Expect(env.Client.Delete(ctx, old)).To(Succeed())
@@ -130,14 +169,11 @@ func TestLedgerSurvivesLossOfStatus(t *testing.T) {
 	g.Expect(obj.UID).NotTo(Equal(old.UID))
 	g.Expect(obj.Status.Migrations).To(BeEmpty())
 
-	got, err := (&Ledger{Client: env.Client}).Load(ctx, obj)
+	got, err := (&Ledger{Key: testKey, Client: env.Client}).Load(ctx, obj)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(HaveKey(Key("db", "1")))
 
 	g.Expect(l.Record(ctx, obj, record("db", "2"))).To(Succeed())
-	s := ledgerSecret(g, obj)
-	g.Expect(s.OwnerReferences).To(HaveLen(1))
-	g.Expect(s.OwnerReferences[0].UID).To(Equal(obj.UID))
 	got, err = l.Load(ctx, obj)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(HaveLen(2))
@@ -156,7 +192,7 @@ func TestLedgerConcurrentRecordsAreAllKept(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// One Ledger per writer, as separate reconciles would have.
-			l := &Ledger{Client: env.Client, Reader: env.Client}
+			l := &Ledger{Key: testKey, Client: env.Client, Reader: env.Client}
 			errs <- l.Record(ctx, obj, record([]string{"db", "app"}[i%2], fmt.Sprint(i)))
 		}()
 	}
@@ -165,7 +201,7 @@ func TestLedgerConcurrentRecordsAreAllKept(t *testing.T) {
 	for err := range errs {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
-	got, err := (&Ledger{Client: env.Client}).Load(ctx, obj)
+	got, err := (&Ledger{Key: testKey, Client: env.Client}).Load(ctx, obj)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(HaveLen(n))
 }
@@ -186,7 +222,7 @@ func TestLedgerReadsThroughReader(t *testing.T) {
 	ctx := context.Background()
 	obj := newStageSet(t, env.NewNamespace(t), "app")
 	reader := &countingReader{Reader: env.Client}
-	l := &Ledger{Client: env.Client, Reader: reader}
+	l := &Ledger{Key: testKey, Client: env.Client, Reader: reader}
 	g.Expect(l.Record(ctx, obj, record("db", "1"))).To(Succeed())
 	_, err := l.Load(ctx, obj)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -197,7 +233,7 @@ func TestLedgerRefusesForeignAndCorruptSecrets(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	l := &Ledger{Client: env.Client}
+	l := &Ledger{Key: testKey, Client: env.Client}
 
 	foreign := newStageSet(t, ns, "foreign")
 	user := &corev1.Secret{
@@ -219,4 +255,57 @@ func TestLedgerRefusesForeignAndCorruptSecrets(t *testing.T) {
 	g.Expect(env.Client.Update(ctx, s)).To(Succeed())
 	_, err = l.Load(ctx, corrupt)
 	g.Expect(err).To(MatchError(ContainSubstring(`record "db_2"`)))
+}
+
+// A tenant who can write Secrets but does not hold the key cannot make a
+// migration count as done: every forged record fails the whole ledger.
+func TestLedgerRefusesForgedRecords(t *testing.T) {
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	l := &Ledger{Key: testKey, Client: env.Client}
+
+	// A genuine record of another StageSet, to be replayed.
+	other := newStageSet(t, ns, "other")
+	g := NewWithT(t)
+	g.Expect(l.Record(ctx, other, record("db", "1"))).To(Succeed())
+	replayed := ledgerSecret(g, other).Data["db_1"]
+
+	plain, err := json.Marshal(record("db", "1"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var otherKey []byte
+	g.Expect((&Ledger{Key: newKey(), Client: env.Client}).Record(ctx, newStageSet(t, ns, "keyless"), record("db", "1"))).To(Succeed())
+	otherKey = ledgerSecret(g, &stagesetv1.StageSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "keyless"}}).Data["db_1"]
+
+	cases := map[string]struct {
+		value   []byte
+		message string
+	}{
+		"unsealed record":                {plain, "carries no MAC"},
+		"record sealed with another key": {otherKey, "has a MAC that is not this controller's"},
+		"record of another StageSet":     {replayed, "has a MAC that is not this controller's"},
+	}
+	i := 0
+	for name, tc := range cases {
+		i++
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := newStageSet(t, ns, fmt.Sprintf("forged-%d", i))
+			forged := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: obj.Name + "-migrations"},
+				Type:       LedgerSecretType,
+				Data:       map[string][]byte{"db_1": tc.value},
+			}
+			setMeta(forged, obj)
+			g.Expect(env.Client.Create(ctx, forged)).To(Succeed())
+
+			got, err := l.Load(ctx, obj)
+			g.Expect(got).To(BeNil())
+			g.Expect(err).To(MatchError(integrity.ErrUnverified))
+			g.Expect(err.Error()).To(ContainSubstring("migration ledger %s/%s failed verification: record \"db_1\" %s", ns, forged.Name, tc.message))
+
+			// Nor is the forged ledger taken over by a new record.
+			g.Expect(l.Record(ctx, obj, record("app", "1"))).To(MatchError(integrity.ErrUnverified))
+			g.Expect(ledgerSecret(g, obj).Data).To(Equal(forged.Data))
+		})
+	}
 }

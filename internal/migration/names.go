@@ -1,37 +1,41 @@
 package migration
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	// Aliased: the package tests have a helper called names.
+	fitnames "github.com/stageset/stageset-controller/internal/names"
 )
 
-// hashLength is the number of hex digits of the hash that stands in for the
-// cut-off tail of a name too long for its field: 32 bits keep names that
-// share a long prefix apart.
+// hashLength is the number of hex digits of the hashes in Job names,
+// ledger names and data keys: 32 bits keep names that share a long prefix
+// apart. Ledger names and data keys of existing installs were made with it,
+// so it cannot change without losing their ledgers.
 const hashLength = 8
 
 // JobName returns the name of the Job that runs the migration version of
 // stage in the StageSet called stageset: "<stageset>-<stage>-m-<version>"
 // lower-cased, with every character not allowed in a DNS-1123 label replaced
-// by '-' and leading and trailing '-' trimmed. A name longer than 63
-// characters is cut and suffixed with '-' and a hash of the unsanitised
-// triple, so different triples keep different names.
+// by '-' and leading and trailing '-' trimmed, then '-' and a hash of the
+// unsanitised triple. The hash is always there, not only when the name is
+// cut: "a-b"/"c" and "a"/"b-c" sanitise to the same "a-b-c-m-1", and two
+// StageSets must never wait on each other's Job. A name longer than 63
+// characters is cut before the hash.
 //
 // The name is deterministic so that a controller restarted while a migration
 // runs finds and waits on the same Job instead of starting a second one.
+// Anyone can compute it, so it keeps Jobs apart but proves nothing: a Job
+// found under this name counts only when it carries the StageSet's ownership
+// labels and the migration annotation (action.RunJobs).
+//
 // Versions that only differ in characters the sanitising replaces ("1.0" and
-// "1_0") would share a name; Split refuses such a pair in one stage.
+// "1_0") get different hashes but the same readable part; Split refuses such
+// a pair in one stage so that Job names stay tellable apart by people.
 func JobName(stageset, stage, version string) string {
 	name := strings.Trim(sanitise(stageset+"-"+stage+"-m-"+version, isLabelChar, '-'), "-")
-	if len(name) <= validation.DNS1123LabelMaxLength {
-		return name
-	}
-	hash := shortHash(stageset, stage, version)
-	prefix := strings.TrimRight(name[:validation.DNS1123LabelMaxLength-len(hash)-1], "-")
-	return prefix + "-" + hash
+	return fitnames.Join(name, fitnames.Hash(hashLength, stageset, stage, version), "", validation.DNS1123LabelMaxLength)
 }
 
 // jobNameKey returns the part of a Job name that comes from version: two
@@ -43,13 +47,7 @@ func jobNameKey(version string) string {
 // ledgerName returns the name of the ledger Secret of the StageSet called
 // stageset, fit to a DNS-1123 subdomain.
 func ledgerName(stageset string) string {
-	const suffix = "-migrations"
-	if len(stageset)+len(suffix) <= validation.DNS1123SubdomainMaxLength {
-		return stageset + suffix
-	}
-	hash := shortHash(stageset)
-	keep := validation.DNS1123SubdomainMaxLength - len(suffix) - len(hash) - 1
-	return strings.TrimRight(stageset[:keep], "-.") + "-" + hash + suffix
+	return fitnames.FitHash(stageset, "-migrations", validation.DNS1123SubdomainMaxLength, fitnames.Hash(hashLength, stageset))
 }
 
 // dataKey returns the ledger data key of a migration. Stage names are
@@ -57,13 +55,15 @@ func ledgerName(stageset string) string {
 // the version holds characters a data key may not, or the key is too long,
 // they are replaced and a hash of the exact pair keeps keys distinct. The
 // key is only an address: Load reads stage and version from the record.
+// The cut keeps a trailing '.', '_' or '-', which data keys allow, unlike
+// names.Join: keys already stored keep their address.
 func dataKey(stage, version string) string {
 	key := stage + "_" + version
 	clean := sanitise(key, isDataKeyChar, '_')
 	if clean == key && len(key) <= validation.DNS1123SubdomainMaxLength {
 		return key
 	}
-	hash := shortHash(stage, version)
+	hash := fitnames.Hash(hashLength, stage, version)
 	if keep := validation.DNS1123SubdomainMaxLength - len(hash) - 1; len(clean) > keep {
 		clean = clean[:keep]
 	}
@@ -99,21 +99,8 @@ func isDataKeyChar(c byte) bool {
 	return isLabelChar(c) || ('A' <= c && c <= 'Z') || c == '.' || c == '_'
 }
 
-// shortHash returns hashLength hex digits of the SHA-256 of parts, joined
-// with a byte no Kubernetes name holds so that ("a-b", "c") and ("a", "b-c")
-// hash differently.
-func shortHash(parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return hex.EncodeToString(sum[:])[:hashLength]
-}
-
 // nameLabelValue returns the value of the name label on the ledger Secret:
-// a StageSet name may be a 253-character DNS subdomain, a label value holds
-// at most 63 characters.
+// the StageSet's name as every other ownership label holds it.
 func nameLabelValue(name string) string {
-	if len(name) <= validation.LabelValueMaxLength {
-		return name
-	}
-	hash := shortHash(name)
-	return strings.TrimRight(name[:validation.LabelValueMaxLength-len(hash)-1], "-.") + "-" + hash
+	return fitnames.LabelValue(name)
 }

@@ -1,6 +1,7 @@
 package migration
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -11,7 +12,7 @@ func TestJobName(t *testing.T) {
 	tests := []struct {
 		name                     string
 		stageset, stage, version string
-		want                     string
+		readable                 string
 	}{
 		{"plain", "app", "db", "1", "app-db-m-1"},
 		{"dots become dashes", "app", "db", "1.2.0", "app-db-m-1-2-0"},
@@ -19,18 +20,47 @@ func TestJobName(t *testing.T) {
 		{"invalid characters replaced", "app", "db", "2024_01_01+build/x", "app-db-m-2024-01-01-build-x"},
 		{"trailing dashes trimmed", "app", "db", "1.0.", "app-db-m-1-0"},
 		{"dotted stageset name", "team.app", "db", "3", "team-app-db-m-3"},
-		{"exactly 63 characters kept", strings.Repeat("s", 55), "db", "1", strings.Repeat("s", 55) + "-db-m-1"},
+		{"cut before the hash", strings.Repeat("s", 55), "db", "1", strings.Repeat("s", 54)},
 	}
+	hash := regexp.MustCompile(`^(.*)-[0-9a-f]{8}$`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := JobName(tt.stageset, tt.stage, tt.version)
-			if got != tt.want {
-				t.Errorf("JobName(%q, %q, %q) = %q, want %q", tt.stageset, tt.stage, tt.version, got, tt.want)
+			m := hash.FindStringSubmatch(got)
+			if m == nil || m[1] != tt.readable {
+				t.Errorf("JobName(%q, %q, %q) = %q, want %q and a hash", tt.stageset, tt.stage, tt.version, got, tt.readable)
 			}
 			if errs := validation.IsDNS1123Label(got); len(errs) > 0 {
 				t.Errorf("%q is not a DNS-1123 label: %v", got, errs)
 			}
 		})
+	}
+}
+
+// Names that sanitise to the same text belong to different StageSets or
+// stages: they must not share a Job, or one would wait on (and count) the
+// other's migration.
+func TestJobNameTellsTriplesApart(t *testing.T) {
+	pairs := [][2][3]string{
+		{{"a-b", "c", "1"}, {"a", "b-c", "1"}},
+		{{"a", "b-m-1", "2"}, {"a-b-m", "1", "2"}},
+		{{"app", "db", "1.0"}, {"app", "db", "1-0"}},
+		{{"team.app", "db", "1"}, {"team-app", "db", "1"}},
+	}
+	for _, p := range pairs {
+		a, b := JobName(p[0][0], p[0][1], p[0][2]), JobName(p[1][0], p[1][1], p[1][2])
+		if a == b {
+			t.Errorf("JobName%q = JobName%q = %q", p[0], p[1], a)
+		}
+	}
+}
+
+// A name too long for a Job is cut the way earlier versions cut it: a
+// migration Job they started under it is still found.
+func TestJobNameOfLongNamesIsUnchanged(t *testing.T) {
+	long := strings.Repeat("a", 240) + ".b" + strings.Repeat("c", 11)
+	if got, want := JobName(long, "db", "1.0"), strings.Repeat("a", 54)+"-a6fd122c"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
@@ -62,7 +92,7 @@ func TestJobNameLong(t *testing.T) {
 		names[got] = strings.Join(triple[:], ",")
 	}
 	got := JobName(long, "db", "1.0.0")
-	if len(got) != validation.DNS1123LabelMaxLength || !strings.HasPrefix(got, strings.Repeat("a", 45)) {
+	if len(got) != validation.DNS1123LabelMaxLength || !strings.HasPrefix(got, strings.Repeat("a", 54)) {
 		t.Errorf("long name %q should keep a readable prefix and use all 63 characters", got)
 	}
 }
@@ -80,6 +110,10 @@ func TestLedgerName(t *testing.T) {
 	}
 	if a == b {
 		t.Errorf("long StageSet names that differ share ledger %q", a)
+	}
+	// Existing ledgers are found by name: the cut must not change.
+	if got, want := ledgerName(strings.Repeat("a", 240)+".b"+strings.Repeat("c", 11)), strings.Repeat("a", 233)+"-1832a1be-migrations"; got != want {
+		t.Errorf("ledgerName changed: got %q, want %q", got, want)
 	}
 	if errs := validation.IsValidLabelValue(nameLabelValue(long)); len(errs) > 0 {
 		t.Errorf("name label value: %v", errs)

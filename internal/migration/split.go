@@ -67,6 +67,11 @@ func Split(objects []*unstructured.Unstructured) ([]Migration, []*unstructured.U
 	return migrations, others, nil
 }
 
+// SpecHashAnnotation on a migration Job holds the SpecHash of the Job as
+// built, so that a failed Job whose manifest changed under the same version
+// can be told from the same Job failing again.
+const SpecHashAnnotation = "stageset.io/migration-spec-hash"
+
 // SpecHash returns the SHA-256, in hex, of a Job's spec. The ledger keeps
 // the hash of the Job that ran, so that a later change to a completed
 // migration's Job is reported rather than silently ignored (it never runs

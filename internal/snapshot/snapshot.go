@@ -50,6 +50,12 @@ func (s *Snapshot) Stage(name string) *Stage {
 // as a (wrong) rollback target.
 const formatVersion = 1
 
+// MaxDecodedSize bounds the JSON document of a snapshot: Save refuses to
+// store a larger one (the rollout stands, RollbackStoreFailed is reported)
+// and Load stops decompressing past it, so memory stays bounded whatever
+// the stored bytes claim.
+const MaxDecodedSize = 64 << 20
+
 // document is the stored form of a Snapshot.
 type document struct {
 	Version   int               `json:"version"`
@@ -87,10 +93,18 @@ func encode(snap *Snapshot) ([]byte, error) {
 		doc.Stages = append(doc.Stages, sd)
 	}
 
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encoding snapshot: %w", err)
+	}
+	// Load refuses a document larger than this: one must never be stored.
+	if len(raw) > MaxDecodedSize {
+		return nil, fmt.Errorf("encoding snapshot: %d bytes of JSON exceed the limit of %d", len(raw), MaxDecodedSize)
+	}
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(gz).Encode(doc); err != nil {
-		return nil, fmt.Errorf("encoding snapshot: %w", err)
+	if _, err := gz.Write(raw); err != nil {
+		return nil, fmt.Errorf("compressing snapshot: %w", err)
 	}
 	if err := gz.Close(); err != nil {
 		return nil, fmt.Errorf("compressing snapshot: %w", err)
@@ -104,9 +118,14 @@ func decode(data []byte) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decompressing snapshot: %w", err)
 	}
-	raw, err := io.ReadAll(gz)
+	// The limit holds even for a document whose digests verify: a few
+	// megabytes of gzip can expand to gigabytes.
+	raw, err := io.ReadAll(io.LimitReader(gz, MaxDecodedSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("decompressing snapshot: %w", err)
+	}
+	if len(raw) > MaxDecodedSize {
+		return nil, fmt.Errorf("decompressing snapshot: it expands to more than %d bytes", MaxDecodedSize)
 	}
 	var doc document
 	if err := json.Unmarshal(raw, &doc); err != nil {

@@ -13,10 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/integrity"
 )
 
 const (
@@ -32,15 +33,43 @@ const (
 	// keeps clear of that limit and of etcd's request size.
 	MaxChunkSize = 900 * 1024
 
+	// MaxChunks bounds the chunks of one snapshot, so the compressed
+	// document is at most MaxChunks*MaxChunkSize bytes (about 56 MiB).
+	MaxChunks = 64
+
+	// WriterAnnotation holds the token proving that the Store wrote a
+	// Secret for a StageSet of this namespace and name: such a Secret may
+	// be overwritten or deleted even when its owner is gone.
+	WriterAnnotation = stagesetv1.GroupName + "/snapshot-writer"
+
 	// indexKey is the data key of the head Secret holding the index.
 	indexKey = "index.json"
+	// macKey is the data key of the head Secret holding the MAC of the index.
+	macKey = "index.mac"
 	// chunkKey is the data key of a chunk Secret holding its bytes.
 	chunkKey = "data"
+
+	// Purposes of the MACs, so that one made for a ledger record or a
+	// writer token never passes for an index.
+	indexPurpose  = "stageset.io/snapshot-index/v1"
+	writerPurpose = "stageset.io/snapshot-writer/v1"
 )
 
-// ErrCorrupt is wrapped by Load errors about a snapshot that exists but
-// cannot be trusted: a missing, foreign or altered chunk, or a bad index.
-var ErrCorrupt = errors.New("snapshot is corrupt")
+var (
+	// ErrCorrupt is wrapped by Load errors about a snapshot that exists but
+	// cannot be trusted: a missing, foreign or altered chunk, or a bad index.
+	ErrCorrupt = errors.New("snapshot is corrupt")
+
+	// ErrUntrusted is wrapped by Load errors about an index whose MAC does
+	// not verify: not written by this controller for this StageSet. It
+	// wraps ErrCorrupt.
+	ErrUntrusted = fmt.Errorf("%w: %w", ErrCorrupt, integrity.ErrUnverified)
+
+	// ErrForeign is wrapped by errors about a Secret of a snapshot's name
+	// that the Store did not write (another type, another owner): it is
+	// neither read nor overwritten.
+	ErrForeign = errors.New("secret is not a snapshot of this StageSet")
+)
 
 // Store reads and writes the snapshots of StageSets through Client, the
 // controller's own client (not an impersonated one), which needs get, list,
@@ -60,12 +89,25 @@ type Store struct {
 	// uncached reader (the manager's API reader) so that snapshot Secrets,
 	// which may be megabytes, are not held in the informer cache.
 	Reader client.Reader
+	// Key authenticates the index, and through its digests the chunks: the
+	// Secrets live where any Secret writer of the namespace can change
+	// them, so only a MAC of the controller's key makes a snapshot one the
+	// controller may apply. Required.
+	Key *integrity.Key
 }
 
 // index is the content of the head Secret: which generation is the last
 // good one and how to reassemble and verify it.
+//
+// The index is authenticated by a MAC over the namespace and name of the
+// StageSet and the index itself, which holds the StageSet's UID and the
+// generation: a snapshot cannot be moved to another StageSet, nor to a
+// later StageSet of the same name. (A Secret writer can still put back an
+// older genuine generation of this StageSet, if they kept its Secrets: that
+// replays what this StageSet applied before, nothing more.)
 type index struct {
-	Generation int64 `json:"generation"`
+	Generation int64     `json:"generation"`
+	UID        types.UID `json:"uid"`
 	// Digest is "sha256:<hex>" of the whole compressed document.
 	Digest string `json:"digest"`
 	// Size is the length of the compressed document.
@@ -87,17 +129,27 @@ func (s *Store) Save(ctx context.Context, obj *stagesetv1.StageSet, snap *Snapsh
 	if obj.UID == "" {
 		return fmt.Errorf("saving snapshot of %s/%s: the StageSet has no UID", obj.Namespace, obj.Name)
 	}
+	if s.Key == nil {
+		return fmt.Errorf("saving snapshot of %s/%s: the store has no integrity key", obj.Namespace, obj.Name)
+	}
 	data, err := encode(snap)
 	if err != nil {
 		return err
+	}
+	if len(data) > MaxChunks*MaxChunkSize {
+		return fmt.Errorf("saving snapshot of %s/%s: %d compressed bytes exceed the limit of %d", obj.Namespace, obj.Name, len(data), MaxChunks*MaxChunkSize)
 	}
 
 	head, current, err := s.readHead(ctx, obj)
 	if err != nil && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("saving snapshot of %s/%s: %w", obj.Namespace, obj.Name, err)
 	}
-	// A head with a bad index is overwritten: the next good snapshot is the
-	// only way out of that state.
+	// A head with a bad index is overwritten, if the Store wrote it: the
+	// next good snapshot is the only way out of that state.
+	if head != nil && !s.writable(head, obj) {
+		return fmt.Errorf("saving snapshot of %s/%s: %w: refusing to overwrite Secret %s, which this controller did not write for this StageSet",
+			obj.Namespace, obj.Name, ErrForeign, head.Name)
+	}
 	var previous int64
 	if current != nil {
 		previous = current.Generation
@@ -111,7 +163,7 @@ func (s *Store) Save(ctx context.Context, obj *stagesetv1.StageSet, snap *Snapsh
 		return fmt.Errorf("saving snapshot of %s/%s: %w", obj.Namespace, obj.Name, err)
 	}
 
-	idx := index{Generation: next, Digest: digest(data), Size: len(data)}
+	idx := index{Generation: next, UID: obj.UID, Digest: digest(data), Size: len(data)}
 	for i, start := 0, 0; start < len(data); i, start = i+1, start+MaxChunkSize {
 		part := data[start:min(start+MaxChunkSize, len(data))]
 		name := chunkName(obj.Name, next, i)
@@ -132,10 +184,14 @@ func (s *Store) Save(ctx context.Context, obj *stagesetv1.StageSet, snap *Snapsh
 }
 
 // Load returns the last good snapshot of obj, or (nil, nil) when there is
-// none. Every chunk and the whole document are checked against the digests
-// of the index; any mismatch or missing chunk is an error wrapping
+// none. The index must carry a valid MAC for obj (else the error wraps
+// ErrUntrusted); every chunk and the whole document are checked against the
+// digests of the index; any mismatch or missing chunk is an error wrapping
 // ErrCorrupt, never a partial snapshot.
 func (s *Store) Load(ctx context.Context, obj *stagesetv1.StageSet) (*Snapshot, error) {
+	if s.Key == nil {
+		return nil, fmt.Errorf("loading snapshot of %s/%s: the store has no integrity key", obj.Namespace, obj.Name)
+	}
 	_, idx, err := s.readHead(ctx, obj)
 	if err != nil {
 		return nil, fmt.Errorf("loading snapshot of %s/%s: %w", obj.Namespace, obj.Name, err)
@@ -144,9 +200,14 @@ func (s *Store) Load(ctx context.Context, obj *stagesetv1.StageSet) (*Snapshot, 
 		return nil, nil
 	}
 
-	data := make([]byte, 0, idx.Size)
+	// readHead bounded idx.Size by MaxChunks*MaxChunkSize; memory grows
+	// with the chunks actually read, not with what the index claims.
+	data := make([]byte, 0, min(idx.Size, MaxChunkSize))
 	for i, ref := range idx.Chunks {
 		part, err := s.readChunk(ctx, obj.Namespace, ref, idx.Generation)
+		if err == nil && len(data)+len(part) > idx.Size {
+			err = fmt.Errorf("%w: the chunks exceed the size %d of the index", ErrCorrupt, idx.Size)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("loading snapshot generation %d of %s/%s: chunk %d of %d: %w",
 				idx.Generation, obj.Namespace, obj.Name, i+1, len(idx.Chunks), err)
@@ -171,9 +232,10 @@ func (s *Store) reader() client.Reader {
 	return s.Client
 }
 
-// readHead returns the head Secret of obj (nil when absent) and its index.
-// The index is nil when there is no head or the head belongs to an earlier
-// StageSet of the same name, whose snapshot must not be rolled back to.
+// readHead returns the head Secret of obj (nil when absent) and its
+// verified index. The index is nil when there is no head or the head
+// belongs to an earlier StageSet of the same name, whose snapshot must not
+// be rolled back to.
 func (s *Store) readHead(ctx context.Context, obj *stagesetv1.StageSet) (*corev1.Secret, *index, error) {
 	head := &corev1.Secret{}
 	err := s.reader().Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: headName(obj.Name)}, head)
@@ -183,17 +245,40 @@ func (s *Store) readHead(ctx context.Context, obj *stagesetv1.StageSet) (*corev1
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading %s: %w", headName(obj.Name), err)
 	}
-	if !ownedBy(head, obj) {
-		return head, nil, nil
+	if head.Type != SecretType {
+		return head, nil, fmt.Errorf("%w: Secret %s has type %q, not %q", ErrForeign, head.Name, head.Type, SecretType)
+	}
+	raw := head.Data[indexKey]
+	if !s.Key.Verify(string(head.Data[macKey]), indexPurpose, obj.Namespace, obj.Name, string(raw)) {
+		return head, nil, fmt.Errorf("%w: the index in Secret %s carries no valid MAC of this controller for StageSet %s/%s",
+			ErrUntrusted, head.Name, obj.Namespace, obj.Name)
 	}
 	idx := &index{}
-	if err := json.Unmarshal(head.Data[indexKey], idx); err != nil {
+	if err := json.Unmarshal(raw, idx); err != nil {
 		return head, nil, fmt.Errorf("%w: index of %s: %w", ErrCorrupt, head.Name, err)
 	}
-	if idx.Generation < 1 || len(idx.Chunks) == 0 {
-		return head, nil, fmt.Errorf("%w: index of %s names no chunks", ErrCorrupt, head.Name)
+	if idx.UID != obj.UID {
+		return head, nil, nil
+	}
+	if err := idx.check(); err != nil {
+		return head, nil, fmt.Errorf("%w: index of %s: %w", ErrCorrupt, head.Name, err)
 	}
 	return head, idx, nil
+}
+
+// check refuses an index whose sizes could not come from Save, before Load
+// allocates anything by them.
+func (idx *index) check() error {
+	n := len(idx.Chunks)
+	switch {
+	case idx.Generation < 1 || n == 0:
+		return errors.New("it names no chunks")
+	case n > MaxChunks:
+		return fmt.Errorf("it names %d chunks, more than %d", n, MaxChunks)
+	case idx.Size <= (n-1)*MaxChunkSize || idx.Size > n*MaxChunkSize:
+		return fmt.Errorf("its size %d does not fit %d chunks of at most %d bytes", idx.Size, n, MaxChunkSize)
+	}
+	return nil
 }
 
 // writeHead points the head at idx. Updating an existing head carries the
@@ -206,18 +291,20 @@ func (s *Store) writeHead(ctx context.Context, obj *stagesetv1.StageSet, head *c
 	if head == nil {
 		head = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: headName(obj.Name)}, Type: SecretType}
 	}
-	setMeta(head, obj, nil)
-	head.Data = map[string][]byte{indexKey: raw}
+	s.setMeta(head, obj, nil)
+	mac := s.Key.Sum(indexPurpose, obj.Namespace, obj.Name, string(raw))
+	head.Data = map[string][]byte{indexKey: raw, macKey: []byte(mac)}
 	if head.ResourceVersion == "" {
 		return s.Client.Create(ctx, head)
 	}
 	return s.Client.Update(ctx, head)
 }
 
-// writeChunk creates a chunk Secret, or overwrites one of the same name.
+// writeChunk creates a chunk Secret, or overwrites one of the same name
+// that the Store wrote.
 func (s *Store) writeChunk(ctx context.Context, obj *stagesetv1.StageSet, name string, generation int64, part []byte) error {
 	chunk := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: name}, Type: SecretType}
-	setMeta(chunk, obj, &generation)
+	s.setMeta(chunk, obj, &generation)
 	chunk.Data = map[string][]byte{chunkKey: part}
 	err := s.Client.Create(ctx, chunk)
 	if !apierrors.IsAlreadyExists(err) {
@@ -227,7 +314,10 @@ func (s *Store) writeChunk(ctx context.Context, obj *stagesetv1.StageSet, name s
 	if err := s.reader().Get(ctx, client.ObjectKeyFromObject(chunk), existing); err != nil {
 		return err
 	}
-	setMeta(existing, obj, &generation)
+	if !s.writable(existing, obj) {
+		return fmt.Errorf("%w: refusing to overwrite Secret %s, which this controller did not write for this StageSet", ErrForeign, name)
+	}
+	s.setMeta(existing, obj, &generation)
 	existing.Data = chunk.Data
 	return s.Client.Update(ctx, existing)
 }
@@ -247,6 +337,9 @@ func (s *Store) readChunk(ctx context.Context, namespace string, ref chunkRef, g
 		return nil, fmt.Errorf("%w: Secret %s is not part of generation %d", ErrCorrupt, ref.Name, generation)
 	}
 	part := chunk.Data[chunkKey]
+	if len(part) > MaxChunkSize {
+		return nil, fmt.Errorf("%w: Secret %s holds %d bytes, more than a chunk", ErrCorrupt, ref.Name, len(part))
+	}
 	if got := digest(part); got != ref.Digest {
 		return nil, fmt.Errorf("%w: Secret %s has digest %s, want %s", ErrCorrupt, ref.Name, got, ref.Digest)
 	}
@@ -267,7 +360,7 @@ func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int
 	var errs []error
 	for i := range chunks.Items {
 		chunk := &chunks.Items[i]
-		if chunk.Type != SecretType {
+		if !s.writable(chunk, obj) {
 			continue
 		}
 		generation, err := strconv.ParseInt(chunk.Labels[GenerationLabel], 10, 64)
@@ -279,35 +372,6 @@ func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// setMeta sets the labels and the owner reference of a snapshot Secret.
-// The owner reference is the only one: a Secret of an earlier StageSet of
-// the same name is taken over rather than shared. BlockOwnerDeletion is off
-// so that deleting the StageSet never waits for its snapshots.
-func setMeta(secret *corev1.Secret, obj *stagesetv1.StageSet, generation *int64) {
-	labels := secret.Labels
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[stagesetv1.NameLabel] = nameLabelValue(obj.Name)
-	if generation != nil {
-		labels[GenerationLabel] = strconv.FormatInt(*generation, 10)
-	}
-	secret.Labels = labels
-	secret.OwnerReferences = []metav1.OwnerReference{{
-		APIVersion:         stagesetv1.GroupVersion.String(),
-		Kind:               stagesetv1.StageSetKind,
-		Name:               obj.Name,
-		UID:                obj.UID,
-		Controller:         ptr.To(true),
-		BlockOwnerDeletion: ptr.To(false),
-	}}
-}
-
-func ownedBy(secret *corev1.Secret, obj *stagesetv1.StageSet) bool {
-	ref := metav1.GetControllerOf(secret)
-	return ref != nil && ref.UID == obj.UID
 }
 
 // digest returns "sha256:<hex>" of data.

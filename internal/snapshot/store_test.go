@@ -119,7 +119,7 @@ func TestSaveThenLoadRoundTrips(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	obj := newStageSet(t, env.NewNamespace(t), "shop")
-	store := &Store{Client: env.Client}
+	store := &Store{Key: testKey, Client: env.Client}
 
 	want := threeStages("1")
 	g.Expect(store.Save(ctx, obj, want)).To(Succeed())
@@ -130,7 +130,7 @@ func TestSaveThenLoadRoundTrips(t *testing.T) {
 	g.Expect(got.Stage("app").Objects[0].Object["spec"].(map[string]any)["replicas"]).To(Equal(int64(3)))
 
 	// An uncached reader serves the reads when given.
-	store = &Store{Client: env.Client, Reader: env.Client}
+	store = &Store{Key: testKey, Client: env.Client, Reader: env.Client}
 	got, err = store.Load(ctx, obj)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(Equal(want))
@@ -140,7 +140,7 @@ func TestLargeStageIsSplitAcrossSecrets(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	obj := newStageSet(t, env.NewNamespace(t), "big")
-	store := &Store{Client: env.Client}
+	store := &Store{Key: testKey, Client: env.Client}
 
 	objects := make([]*unstructured.Unstructured, 0, 50)
 	for i := range 50 {
@@ -169,7 +169,7 @@ func TestSaveReplacesTheLastSnapshotAndKeepsOnlyThePrevious(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	obj := newStageSet(t, env.NewNamespace(t), "shop")
-	store := &Store{Client: env.Client}
+	store := &Store{Key: testKey, Client: env.Client}
 
 	g.Expect(store.Save(ctx, obj, threeStages("1"))).To(Succeed())
 	g.Expect(generations(g, obj)).To(ConsistOf("1"))
@@ -191,7 +191,7 @@ func TestSaveReplacesWhatAFailedSaveLeftBehind(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	obj := newStageSet(t, env.NewNamespace(t), "shop")
-	store := &Store{Client: env.Client}
+	store := &Store{Key: testKey, Client: env.Client}
 	g.Expect(store.Save(ctx, obj, threeStages("1"))).To(Succeed())
 
 	// A Save that wrote chunks of generation 2 and died before moving the
@@ -199,7 +199,7 @@ func TestSaveReplacesWhatAFailedSaveLeftBehind(t *testing.T) {
 	for _, i := range []int{0, 7} {
 		leftover := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: chunkName(obj.Name, 2, i)}, Type: SecretType}
 		gen := int64(2)
-		setMeta(leftover, obj, &gen)
+		store.setMeta(leftover, obj, &gen)
 		leftover.Data = map[string][]byte{chunkKey: []byte("half written")}
 		g.Expect(env.Client.Create(ctx, leftover)).To(Succeed())
 	}
@@ -218,7 +218,7 @@ func TestLoadWithoutSnapshotReturnsNothing(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	store := &Store{Client: env.Client}
+	store := &Store{Key: testKey, Client: env.Client}
 
 	got, err := store.Load(ctx, newStageSet(t, ns, "fresh"))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -252,7 +252,7 @@ func TestLoadWithoutSnapshotReturnsNothing(t *testing.T) {
 func TestLoadFailsOnAMissingOrAlteredChunk(t *testing.T) {
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	store := &Store{Client: env.Client}
+	store := &Store{Key: testKey, Client: env.Client}
 	// Two chunks at least, so that a partial snapshot could be assembled.
 	twoChunks := &Snapshot{Stages: []Stage{{Name: "app", Objects: []*unstructured.Unstructured{
 		configMap(ns, "a", map[string]any{"blob": incompressible(700_000)}),
@@ -290,7 +290,7 @@ func TestLoadFailsOnAMissingOrAlteredChunk(t *testing.T) {
 			g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: headName(obj.Name)}, head)).To(Succeed())
 			head.Data[indexKey] = []byte("{")
 			g.Expect(env.Client.Update(ctx, head)).To(Succeed())
-		}, "snapshot is corrupt: index of %s", func(obj *stagesetv1.StageSet) string { return headName(obj.Name) }},
+		}, "failed verification: the index in Secret %s carries no valid MAC", func(obj *stagesetv1.StageSet) string { return headName(obj.Name) }},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,7 +318,7 @@ func TestSecretsAreOwnedByTheStageSetAndLabelled(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	obj := newStageSet(t, env.NewNamespace(t), "shop")
-	store := &Store{Client: env.Client}
+	store := &Store{Key: testKey, Client: env.Client}
 	g.Expect(store.Save(ctx, obj, threeStages("1"))).To(Succeed())
 
 	var list corev1.SecretList
@@ -351,7 +351,7 @@ func TestLongStageSetNamesGetValidSecretNamesAndLabels(t *testing.T) {
 	ctx := context.Background()
 	name := strings.Repeat("a", 200) + "." + strings.Repeat("b", 52)
 	obj := newStageSet(t, env.NewNamespace(t), name)
-	store := &Store{Client: env.Client}
+	store := &Store{Key: testKey, Client: env.Client}
 
 	g.Expect(store.Save(ctx, obj, threeStages("1"))).To(Succeed())
 	g.Expect(store.Save(ctx, obj, threeStages("2"))).To(Succeed())
@@ -377,17 +377,17 @@ func TestSaveWithoutRightsOnSecretsFails(t *testing.T) {
 	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 
-	store := &Store{Client: c}
+	store := &Store{Key: testKey, Client: c}
 	err = store.Save(ctx, obj, threeStages("1"))
 	g.Expect(err).To(MatchError(ContainSubstring("forbidden")))
 	g.Expect(err.Error()).To(HavePrefix("saving snapshot of %s/shop", obj.Namespace))
 
 	// Reading is not enough either: creating the chunks is refused.
-	reader := &Store{Client: c, Reader: env.Client}
+	reader := &Store{Key: testKey, Client: c, Reader: env.Client}
 	err = reader.Save(ctx, obj, threeStages("1"))
 	g.Expect(err).To(MatchError(ContainSubstring("writing chunk shop-snapshot-1-0")))
 	g.Expect(err).To(MatchError(ContainSubstring("forbidden")))
-	got, err := (&Store{Client: env.Client}).Load(ctx, obj)
+	got, err := (&Store{Key: testKey, Client: env.Client}).Load(ctx, obj)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(BeNil())
 }

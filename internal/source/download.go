@@ -25,18 +25,11 @@ var errNotFound = errors.New("artifact not found (HTTP 404)")
 // 5xx answers, and fails once more than maxSize bytes arrive (maxSize < 0:
 // no cap).
 func (f *Fetcher) download(ctx context.Context, url string, maxSize int, file *os.File) error {
-	client := retryablehttp.NewClient()
-	client.RetryMax = max(orDefault(f.Retries, DefaultRetries), 0)
-	client.Logger = nil
-	if f.Logger.GetSink() != nil {
-		client.Logger = leveledLogger{f.Logger}
-	}
-
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("creating the request: %w", err)
 	}
-	resp, err := client.Do(req)
+	resp, err := f.httpClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("downloading: %w", err)
 	}
@@ -62,6 +55,22 @@ func (f *Fetcher) download(ctx context.Context, url string, maxSize int, file *o
 		return fmt.Errorf("the download exceeds the max download size of %d bytes", maxSize)
 	}
 	return nil
+}
+
+// httpClient returns the Fetcher's client, built on first use: one pooled
+// transport for every download, instead of a transport (and its idle
+// connections) left behind by each one.
+func (f *Fetcher) httpClient() *retryablehttp.Client {
+	f.clientOnce.Do(func() {
+		client := retryablehttp.NewClient()
+		client.RetryMax = max(orDefault(f.Retries, DefaultRetries), 0)
+		client.Logger = nil
+		if f.Logger.GetSink() != nil {
+			client.Logger = leveledLogger{f.Logger}
+		}
+		f.client = client
+	})
+	return f.client
 }
 
 // parseDigest parses the artifact's digest, which source-controller writes

@@ -6,17 +6,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/tar"
 	"github.com/go-logr/logr"
+	"github.com/hashicorp/go-retryablehttp"
 )
 
 // Defaults of the zero Fetcher.
 const (
 	// DefaultRetries is how many times a download is retried after a
-	// connection error or a 5xx answer.
-	DefaultRetries = 3
+	// connection error or a 5xx answer: the default of --http-retry, as in
+	// kustomize-controller.
+	DefaultRetries = 9
+	// DefaultTimeout bounds one fetch, retries and extraction included. The
+	// back-off of DefaultRetries waits about two and a half minutes in all,
+	// which leaves as much again for the transfers.
+	DefaultTimeout = 5 * time.Minute
 	// DefaultMaxDownloadSize caps the compressed artifact: 50 MiB.
 	DefaultMaxDownloadSize = 50 << 20
 	// DefaultMaxUntarSize caps the sum of the extracted files: 100 MiB.
@@ -45,7 +53,10 @@ func (e *ArtifactError) Unwrap() error {
 }
 
 // Fetcher downloads artifacts from source-controller's storage. The zero
-// value is ready to use; each zero field takes its default.
+// value is ready to use; each zero field takes its default. Its HTTP client
+// is built on first use and shared by every later fetch, so connections to
+// the storage are reused: a Fetcher must not be copied once used, nor its
+// Retries changed.
 //
 // It does what fluxcd/pkg/http/fetch's ArchiveFetcher does, with the same
 // libraries (go-retryablehttp, go-digest, fluxcd/pkg/tar), for two reasons:
@@ -56,9 +67,13 @@ func (e *ArtifactError) Unwrap() error {
 type Fetcher struct {
 	// Retries is how many times a download is retried after a connection
 	// error or a 5xx answer, with retryablehttp's back-off (1 to 30
-	// seconds). Zero means DefaultRetries (3); a negative value disables
+	// seconds). Zero means DefaultRetries (9); a negative value disables
 	// retries.
 	Retries int
+	// Timeout bounds one Fetch: the download with its retries and back-off,
+	// and the extraction. Zero means DefaultTimeout (5 minutes); a negative
+	// value leaves only the caller's context.
+	Timeout time.Duration
 	// MaxDownloadSize caps the compressed artifact, in bytes. Zero means
 	// DefaultMaxDownloadSize (50 MiB); a negative value disables the cap.
 	MaxDownloadSize int
@@ -69,6 +84,9 @@ type Fetcher struct {
 	// Logger receives the HTTP client's errors and notes about skipped
 	// links. Optional.
 	Logger logr.Logger
+
+	clientOnce sync.Once
+	client     *retryablehttp.Client
 }
 
 // Fetch downloads artifact.URL, verifies the download against
@@ -85,7 +103,23 @@ type Fetcher struct {
 // that names it, and a link that stays inside is dropped, as
 // kustomize-controller drops symlinks.
 func (f *Fetcher) Fetch(ctx context.Context, artifact meta.Artifact, dir string) error {
-	fail := func(err error) error { return &ArtifactError{URL: artifact.URL, Err: err} }
+	timeout := f.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	parent := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	fail := func(err error) error {
+		// Say which deadline expired: the caller's, or the fetch's own.
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			err = fmt.Errorf("the fetch did not finish within %s: %w", timeout, err)
+		}
+		return &ArtifactError{URL: artifact.URL, Err: err}
+	}
 
 	if artifact.URL == "" {
 		return fail(errors.New("the artifact has no URL"))

@@ -198,27 +198,27 @@ func TestFetchSizeCaps(t *testing.T) {
 	big := strings.Repeat("x", 4096)
 	tests := []struct {
 		name    string
-		fetcher Fetcher
+		fetcher *Fetcher
 		size    func(a *meta.Artifact)
 		parts   []string
 		fetched bool
 	}{
 		{
 			name:    "untar",
-			fetcher: Fetcher{MaxUntarSize: 1024},
+			fetcher: &Fetcher{MaxUntarSize: 1024},
 			parts:   []string{"extracting the artifact", "bigger than max archive size of 1024 bytes"},
 			fetched: true,
 		},
 		{
 			name:    "download, size not reported",
-			fetcher: Fetcher{MaxDownloadSize: 64},
+			fetcher: &Fetcher{MaxDownloadSize: 64},
 			size:    func(a *meta.Artifact) { a.Size = nil },
 			parts:   []string{"the download exceeds the max download size of 64 bytes"},
 			fetched: true,
 		},
 		{
 			name:    "download, size reported",
-			fetcher: Fetcher{MaxDownloadSize: 64},
+			fetcher: &Fetcher{MaxDownloadSize: 64},
 			parts:   []string{"exceeds the max download size of 64 bytes"},
 			fetched: false,
 		},
@@ -240,7 +240,7 @@ func TestFetchSizeCaps(t *testing.T) {
 	t.Run("negative disables", func(t *testing.T) {
 		g := NewWithT(t)
 		artifact := publish(t, map[string]testenv.File{"big.yaml": {Body: big}})
-		f := Fetcher{MaxDownloadSize: -1, MaxUntarSize: -1}
+		f := &Fetcher{MaxDownloadSize: -1, MaxUntarSize: -1}
 		g.Expect(f.Fetch(context.Background(), *artifact, t.TempDir())).To(Succeed())
 	})
 }

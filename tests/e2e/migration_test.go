@@ -10,6 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stageset/stageset-controller/internal/migration"
 )
 
 // migrationJob is a migration Job of version, its pods labelled with
@@ -48,8 +50,8 @@ func TestMigrationJobsCompleteInOrderBeforeTheirStageApplies(t *testing.T) {
 	g.Eventually(readyReason(g, obj), timeout, poll).Should(Equal("True/Succeeded"), func() string { return message(obj) })
 
 	first, second := &batchv1.Job{}, &batchv1.Job{}
-	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-db-m-1-2-0"}, first)).To(Succeed())
-	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-db-m-1-10-0"}, second)).To(Succeed())
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: migration.JobName("app", "db", "1.2.0")}, first)).To(Succeed())
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: migration.JobName("app", "db", "1.10.0")}, second)).To(Succeed())
 	g.Expect(first.Status.CompletionTime).NotTo(BeNil())
 	g.Expect(second.Status.CompletionTime).NotTo(BeNil())
 	// Timestamps have a second's resolution: "not before" is what they can
@@ -76,9 +78,9 @@ func TestFailedMigrationReportsItsPodLog(t *testing.T) {
 	obj := newStageSet(t, ns, time.Minute, stage("db", "./db"))
 	g.Eventually(readyReason(g, obj), timeout, poll).Should(Equal("False/MigrationFailed"))
 	g.Expect(message(obj)).To(And(
-		HavePrefix(`migration "1.0.0" of stage "db" failed: Job/`+ns+`/app-db-m-1-0-0 failed: `),
-		ContainSubstring("\nlast log lines of pod app-db-m-1-0-0-"),
+		HavePrefix(`migration "1.0.0" of stage "db" failed: Job/`+ns+`/`+migration.JobName("app", "db", "1.0.0")+` failed: `),
+		ContainSubstring("\nlast log lines of pod "+migration.JobName("app", "db", "1.0.0")+"-"),
 		HaveSuffix(", container migrate:\n"+podLog)))
-	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-db-m-1-0-0"}, &batchv1.Job{})).To(Succeed(), "the failed Job is kept")
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: migration.JobName("app", "db", "1.0.0")}, &batchv1.Job{})).To(Succeed(), "the failed Job is kept")
 	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &appsv1.Deployment{})).NotTo(Succeed())
 }

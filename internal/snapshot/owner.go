@@ -1,0 +1,63 @@
+package snapshot
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+// setMeta sets the labels, the writer token and the owner reference of a
+// snapshot Secret. The owner reference is the only one: a Secret of an
+// earlier StageSet of the same name is taken over rather than shared.
+// BlockOwnerDeletion is off so that deleting the StageSet never waits for
+// its snapshots.
+func (s *Store) setMeta(secret *corev1.Secret, obj *stagesetv1.StageSet, generation *int64) {
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	secret.Annotations[WriterAnnotation] = s.writerToken(obj, secret.Name)
+	labels := secret.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[stagesetv1.NameLabel] = nameLabelValue(obj.Name)
+	if generation != nil {
+		labels[GenerationLabel] = strconv.FormatInt(*generation, 10)
+	}
+	secret.Labels = labels
+	secret.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion:         stagesetv1.GroupVersion.String(),
+		Kind:               stagesetv1.StageSetKind,
+		Name:               obj.Name,
+		UID:                obj.UID,
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(false),
+	}}
+}
+
+// writable tells whether the Store may overwrite or delete secret for obj:
+// a Secret of the snapshot type that obj owns, or that carries the writer
+// token of a StageSet of this namespace and name (an earlier StageSet of the
+// same name, whose owner reference the garbage collector dropped or has not
+// acted on yet). A Secret of another type, or of this type but made by
+// someone else for someone else, is never touched: the controller writes
+// with its own rights, which must not serve a tenant to overwrite a Secret.
+func (s *Store) writable(secret *corev1.Secret, obj *stagesetv1.StageSet) bool {
+	if secret.Type != SecretType {
+		return false
+	}
+	if ref := metav1.GetControllerOf(secret); ref != nil && ref.UID == obj.UID {
+		return true
+	}
+	token, ok := secret.Annotations[WriterAnnotation]
+	return ok && s.Key.Verify(token, writerPurpose, obj.Namespace, obj.Name, secret.Name)
+}
+
+// writerToken is the value of the WriterAnnotation of the Secret name.
+func (s *Store) writerToken(obj *stagesetv1.StageSet, name string) string {
+	return s.Key.Sum(writerPurpose, obj.Namespace, obj.Name, name)
+}
