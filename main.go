@@ -14,6 +14,7 @@ import (
 	flag "github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -80,6 +81,17 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 	if err != nil {
 		return fmt.Errorf("invalid --watch-label-selector: %w", err)
 	}
+	// As in kustomize-controller, only ConfigMaps and Secrets that match
+	// --watch-configs-label-selector (reconcile.fluxcd.io/watch=Enabled by
+	// default) trigger a run when they change; others are read at the next
+	// run. The selector is a cache filter, so the controller holds no
+	// metadata of the other ConfigMaps and Secrets of the cluster.
+	configsSelector := labels.Everything()
+	if sel := opts.watchOptions.ConfigsLabelSelector; sel != "" {
+		if configsSelector, err = labels.Parse(sel); err != nil {
+			return fmt.Errorf("invalid --watch-configs-label-selector: %w", err)
+		}
+	}
 
 	leaderElectionID := controller.ControllerName + "-leader-election"
 	if opts.watchOptions.LabelSelector != "" {
@@ -111,6 +123,8 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		Cache: ctrlcache.Options{
 			ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
 				controller.NewStageSet(): {Label: watchSelector},
+				&corev1.ConfigMap{}:      {Label: configsSelector},
+				&corev1.Secret{}:         {Label: configsSelector},
 			},
 			DefaultTransform: stripMetadataManagedFields,
 		},
@@ -161,8 +175,9 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		},
 		Sources:                   &source.Resolver{Reader: mgr.GetClient(), NoCrossNamespaceRefs: opts.aclOptions.NoCrossNamespaceRefs},
 		Fetcher:                   &source.Fetcher{Logger: ctrl.Log.WithName("fetch"), Retries: opts.fetchRetries()},
-		Builds:                    build.NewCache(1000),
+		Builds:                    build.NewCache(buildCacheStages, buildCacheBytes),
 		Snapshots:                 &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: key},
+		Integrity:                 key,
 		AllowedActionHosts:        opts.allowedActionHosts,
 		NoCrossNamespaceRefs:      opts.aclOptions.NoCrossNamespaceRefs,
 		Migrations:                &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: key},
@@ -180,6 +195,15 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 	log.Info("starting manager", "version", version.String())
 	return mgr.Start(ctx)
 }
+
+// The build cache keeps the last build of up to this many stages and this
+// many bytes of their objects (as JSON; decoded objects take a few times
+// more): enough for a thousand StageSets of ordinary size, while a few huge
+// stages cannot hold the controller's memory.
+const (
+	buildCacheStages       = 1000
+	buildCacheBytes  int64 = 64 << 20
+)
 
 // stripMetadataManagedFields drops the managed fields of objects cached as
 // metadata only (the watched ConfigMaps and Secrets): nothing reads them,

@@ -516,6 +516,19 @@ type StageSetStatus struct {
 	// +optional
 	LastAttemptedRevisions map[string]string `json:"lastAttemptedRevisions,omitempty"`
 
+	// LastAppliedInputs digests what the stages of the last successful run
+	// were built from (artifact digests, paths, patches, substitution
+	// values), so that a run tells a changed input (an update) from drift
+	// the same way before and after a controller restart. It is keyed with
+	// the controller's key: it gives nothing away about Secret values.
+	// +optional
+	LastAppliedInputs string `json:"lastAppliedInputs,omitempty"`
+
+	// LastAttemptedInputs is the same digest for the last attempted
+	// rollout: a changed input lifts the hold on a rolled back revision set.
+	// +optional
+	LastAttemptedInputs string `json:"lastAttemptedInputs,omitempty"`
+
 	// Stages report the progress of each stage, in spec order.
 	// +optional
 	Stages []StageStatus `json:"stages,omitempty"`

@@ -16,7 +16,7 @@ func object(name string) *unstructured.Unstructured {
 }
 
 func TestCacheReturnsCopiesOfMatchingBuilds(t *testing.T) {
-	c := NewCache(2)
+	c := NewCache(2, 1<<20)
 	in := Input{Root: "/tmp/a", Path: "./app", Substitute: map[string]string{"x": "1"}}
 	fp := Fingerprint("sha256:aaa", in)
 	c.Put("uid/app", fp, []*unstructured.Unstructured{object("one")})
@@ -53,7 +53,7 @@ func TestCacheReturnsCopiesOfMatchingBuilds(t *testing.T) {
 }
 
 func TestCacheEvictsTheLeastRecentlyUsed(t *testing.T) {
-	c := NewCache(2)
+	c := NewCache(2, 1<<20)
 	c.Put("a", "f", nil)
 	c.Put("b", "f", nil)
 	c.Get("a", "f")
@@ -69,5 +69,33 @@ func TestCacheEvictsTheLeastRecentlyUsed(t *testing.T) {
 	c.Forget("a")
 	if _, ok := c.Get("a", "f"); ok {
 		t.Error("Forget kept a")
+	}
+}
+
+// The cache is bounded in bytes as well as in entries: the least recently
+// used builds go first, and a build larger than the bound is not kept.
+func TestCacheIsBoundedInBytes(t *testing.T) {
+	one := []*unstructured.Unstructured{object("one")}
+	size := sizeOf(one)
+	c := NewCache(100, 2*size)
+	c.Put("a", "fp", one)
+	c.Put("b", "fp", one)
+	if _, ok := c.Get("a", "fp"); !ok {
+		t.Fatal("a evicted while within bounds")
+	}
+	c.Put("c", "fp", one) // b is the least recently used
+	if _, ok := c.Get("b", "fp"); ok {
+		t.Fatal("b kept beyond the byte bound")
+	}
+	if c.Bytes() != 2*size {
+		t.Fatalf("Bytes = %d, want %d", c.Bytes(), 2*size)
+	}
+	c.Put("huge", "fp", []*unstructured.Unstructured{object("one"), object("two"), object("three")})
+	if _, ok := c.Get("huge", "fp"); ok {
+		t.Fatal("a build larger than the cache was kept")
+	}
+	c.Forget("a")
+	if c.Holds("a") || c.Bytes() != size {
+		t.Fatalf("Forget left a, or %d bytes", c.Bytes())
 	}
 }

@@ -22,6 +22,7 @@ import (
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
+	"github.com/stageset/stageset-controller/internal/integrity"
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/snapshot"
@@ -92,11 +93,13 @@ type StageSetReconciler struct {
 	// a dependency is checked again.
 	DependencyRequeueInterval time.Duration
 
+	// Integrity keys the digest of stage inputs kept in the status
+	// (status.lastAppliedInputs), so that it tells nothing about the
+	// Secret values it covers.
+	Integrity *integrity.Key
+
 	// runs are the runs under way.
 	runs inflight
-	// appliedInputs and attemptedInputs digest the stage inputs of each
-	// StageSet's last successful run and last attempted rollout.
-	appliedInputs, attemptedInputs inputDigests
 }
 
 // NewStageSet returns an empty StageSet, for callers that need an object of
@@ -111,7 +114,10 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	obj := NewStageSet()
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
+			// Gone by any path (also without the finalizer's teardown):
+			// nothing of it is kept in memory.
 			r.Metrics.Delete(req.Namespace, req.Name)
+			r.Builds.Forget(buildCachePrefix(req.Namespace, req.Name))
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -196,6 +202,13 @@ func (r *StageSetReconciler) reportPanic(ctx context.Context, obj *stagesetv1.St
 		r.event(obj, obj.Status.LastAttemptedRevision, after)
 	}
 	return ctrl.Result{RequeueAfter: obj.GetRetryInterval()}, nil
+}
+
+// buildCachePrefix is the prefix of the build cache keys of a StageSet's
+// stages. The fingerprint of an entry covers every input of the build, so a
+// StageSet created again under the name can reuse it.
+func buildCachePrefix(namespace, name string) string {
+	return namespace + "/" + name + "/"
 }
 
 func (r *StageSetReconciler) now() time.Time {

@@ -58,9 +58,7 @@ func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.Stage
 
 	controllerutil.RemoveFinalizer(obj, stagesetv1.StageSetFinalizer)
 	r.Metrics.Delete(obj.Namespace, obj.Name)
-	r.Builds.Forget(string(obj.UID) + "/")
-	r.appliedInputs.forget(obj.UID)
-	r.attemptedInputs.forget(obj.UID)
+	r.Builds.Forget(buildCachePrefix(obj.Namespace, obj.Name))
 	// Without finalizers the object is gone once patched.
 	if err := patcher.Patch(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err

@@ -9,6 +9,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -127,4 +129,17 @@ func TestDeletionGivesUpWhenTheIdentityIsGone(t *testing.T) {
 	g.Expect(abandoned[0].Message).To(ContainSubstring("forbidden"))
 	g.Expect(abandoned[0].Message).To(ContainSubstring(ns + "_cm__ConfigMap"))
 	g.Expect(exists("v1", "ConfigMap", ns, "cm")()).To(BeTrue(), "what could not be deleted stays")
+}
+
+// A StageSet gone by any path (here: without the finalizer's teardown, as
+// when its finalizer was removed by hand) leaves nothing in the
+// controller's memory: its builds are dropped when a reconcile finds it gone.
+func TestGoneStageSetIsForgotten(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	reconciler.Builds.Put(buildCachePrefix(ns, "gone")+"a", "fp", nil)
+	g.Expect(reconciler.Builds.Holds(buildCachePrefix(ns, "gone"))).To(BeTrue())
+	_, err := reconciler.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "gone"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(reconciler.Builds.Holds(buildCachePrefix(ns, "gone"))).To(BeFalse())
 }

@@ -99,10 +99,10 @@ func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stages
 // rollback do not loop. (A changed value is known only while the controller
 // remembers the inputs of the attempt: not across a restart.)
 func (s *run) heldAfterRollback() bool {
-	attempted, known := s.r.attemptedInputs.get(s.obj.UID)
+	attempted := s.obj.Status.LastAttemptedInputs
 	return conditions.GetReason(s.obj, meta.ReadyCondition) == stagesetv1.RolledBackReason &&
 		s.sameAsAttempted && s.obj.Status.ObservedGeneration == s.obj.Generation && !s.requested &&
-		(!known || attempted == s.inputsDigest)
+		(attempted == "" || attempted == s.inputsDigest)
 }
 
 // hold keeps the rolled back state: the restored snapshot is re-asserted and

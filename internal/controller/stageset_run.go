@@ -128,7 +128,7 @@ func (s *run) execute(ctx context.Context) error {
 	// those last applied for a run to be steady: a changed value is an
 	// update to roll out, not drift to correct. Known from memory, else
 	// from the snapshot once the stages are built.
-	inputsKnown := s.r.appliedInputs.matches(s.obj.UID, s.inputsDigest)
+	inputsKnown := s.obj.Status.LastAppliedInputs != "" && s.obj.Status.LastAppliedInputs == s.inputsDigest
 	if s.steady && inputsKnown && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
 		// Nothing new to apply and drift is not looked at.
 		return s.appliedSteady()
@@ -181,7 +181,7 @@ func (s *run) execute(ctx context.Context) error {
 				return s.deferral()
 			}
 		}
-		s.r.attemptedInputs.record(s.obj.UID, s.inputsDigest)
+		s.obj.Status.LastAttemptedInputs = s.inputsDigest
 		conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
 		conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
 		if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
@@ -216,7 +216,7 @@ func (s *run) execute(ctx context.Context) error {
 	s.applied = true
 	s.obj.Status.LastAppliedRevision = s.revision
 	s.obj.Status.LastAppliedRevisions = s.revisions
-	s.r.appliedInputs.record(s.obj.UID, s.inputsDigest)
+	s.obj.Status.LastAppliedInputs = s.inputsDigest
 	return nil
 }
 
@@ -231,7 +231,7 @@ func (s *run) countsDrift() bool {
 func (s *run) appliedSteady() error {
 	s.applied = true
 	s.obj.Status.PendingUpdate = nil
-	s.r.appliedInputs.record(s.obj.UID, s.inputsDigest)
+	s.obj.Status.LastAppliedInputs = s.inputsDigest
 	return nil
 }
 
@@ -311,7 +311,9 @@ func (s *run) loadInputs(ctx context.Context, resolved map[string]*source.Resolv
 		fmt.Fprintf(digest, "%s=%s\n", stage.Name, in.fingerprint)
 		inputs = append(inputs, in)
 	}
-	s.inputsDigest = hex.EncodeToString(digest.Sum(nil))
+	// Keyed: the digest is kept in the status, where whoever reads the
+	// StageSet could otherwise try guesses of the Secret values it covers.
+	s.inputsDigest = s.r.Integrity.Sum("stage-inputs", s.obj.Namespace, s.obj.Name, hex.EncodeToString(digest.Sum(nil)))
 	return inputs, nil
 }
 
@@ -325,7 +327,7 @@ func (s *run) buildStages(ctx context.Context, artifacts *source.Cache, inputs [
 		stage := in.stage
 		// The last build of the stage serves when neither the artifact nor
 		// the inputs changed: no download, no kustomize run.
-		cacheKey := string(s.obj.UID) + "/" + stage.Name
+		cacheKey := buildCachePrefix(s.obj.Namespace, s.obj.Name) + stage.Name
 		objects, hit := s.r.Builds.Get(cacheKey, in.fingerprint)
 		if !hit {
 			input := in.input

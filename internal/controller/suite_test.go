@@ -30,6 +30,8 @@ var (
 	env *testenv.Environment
 	// clockShift moves the controller's clock for update window tests.
 	clockShift atomic.Int64
+	// reconciler is the reconciler the test manager runs.
+	reconciler *StageSetReconciler
 	// panicClock makes the controller's clock panic, for the test that a
 	// panic in a run is reported (the clock is read by the window gate).
 	panicClock atomic.Bool
@@ -75,8 +77,9 @@ func setupReconciler(mgr ctrl.Manager) error {
 		},
 		Sources:            &source.Resolver{Reader: mgr.GetClient()},
 		Fetcher:            &source.Fetcher{},
-		Builds:             build.NewCache(1000),
+		Builds:             build.NewCache(1000, 64<<20),
 		Snapshots:          &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: integrityKey},
+		Integrity:          integrityKey,
 		AllowedActionHosts: []string{"127.0.0.1"},
 		Migrations:         &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: integrityKey},
 		EventRecorder:      recorder,
@@ -91,6 +94,7 @@ func setupReconciler(mgr ctrl.Manager) error {
 		DependencyRequeueInterval: time.Second,
 		NoCrossNamespaceRefs:      true, // as multi-tenant installs run (stageset_dependencies_test.go)
 	}
+	reconciler = r
 	return r.SetupWithManager(context.Background(), mgr, Options{})
 }
 
