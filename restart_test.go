@@ -22,7 +22,8 @@ func TestValueFixedWhileStoppedLiftsTheHoldAfterRestart(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	vars := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars"}, Data: map[string]string{"state": "fine"}}
+	vars := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars",
+		Labels: map[string]string{"reconcile.fluxcd.io/watch": "Enabled"}}, Data: map[string]string{"state": "fine"}}
 	g.Expect(env.Client.Create(ctx, vars)).To(Succeed())
 	publishRepo(t, ns, "rev-1", map[string]string{"gate.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gate\ndata:\n  state: ${state}\n"})
 	obj := newStageSet(ns, stagesetv1.Stage{Name: "gate", Path: "./",

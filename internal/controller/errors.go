@@ -3,11 +3,18 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/integrity"
+	"github.com/stageset/stageset-controller/internal/migration"
+	"github.com/stageset/stageset-controller/internal/snapshot"
 )
 
 // runError is how a phase of a run reports failure: the error carries the
@@ -66,13 +73,26 @@ func isBookkeeping(err error) bool {
 	return errors.As(err, &re) && re.bookkeeping
 }
 
-// transientAPIError tells whether err is the API server failing a request
-// for its own reasons (conflict, timeout, throttling, 5xx): worth a retry,
-// not a verdict on the StageSet.
+// transientAPIError tells whether a failed read or write of the
+// controller's own records is the API server or the network failing for
+// their own reasons — a conflict, throttling, a 5xx answer, a server
+// timeout, a refused, reset or timed out connection — worth a retry rather
+// than a verdict on the StageSet. Content that failed verification or is
+// not the controller's is never transient, and neither is an error of
+// unknown kind: retrying it silently for ever would hide it.
 func transientAPIError(err error) bool {
-	return apierrors.IsConflict(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
-		apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
-		apierrors.IsUnexpectedServerError(err)
+	if errors.Is(err, integrity.ErrUnverified) || errors.Is(err, snapshot.ErrForeign) || errors.Is(err, migration.ErrNotALedger) {
+		return false
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		code := status.Status().Code
+		return code == http.StatusConflict || code == http.StatusTooManyRequests || code >= http.StatusInternalServerError ||
+			apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err)
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // stageFailed returns the error of a stage, with the message form of SPEC §9:

@@ -147,18 +147,22 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 
 	// A new requestedAt token lifts the hold on a rolled back revision set;
 	// a new forceAt token also lets a deferred rollout start outside its
-	// windows. Each token acts once.
+	// windows. Each token acts once: it is recorded as handled with the
+	// outcome of the run (finishRun), not by a progress patch, so a run that
+	// restarts (superseded, or its records not written) acts on it again.
+	var tokens handledTokens
 	var requested, forced bool
 	if token, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
 		requested = token != obj.Status.LastHandledReconcileAt
-		obj.Status.SetLastHandledReconcileRequest(token)
+		tokens.reconcile = &token
 	}
 	if token := obj.GetAnnotations()[meta.ForceRequestAnnotation]; token != "" && token != obj.Status.LastHandledForceAt {
 		forced, requested = true, true
-		obj.Status.LastHandledForceAt = token
+		tokens.force = token
 	}
 
 	if obj.Spec.Suspend {
+		tokens.record(obj)
 		conditions.MarkFalse(obj, meta.ReadyCondition, stagesetv1.SuspendedReason, "Reconciliation is suspended")
 		conditions.Delete(obj, meta.ReconcilingCondition)
 		conditions.Delete(obj, meta.StalledCondition)
@@ -170,7 +174,7 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	tracked, done := r.runs.start(req.NamespacedName)
 	defer done()
 	run := r.newRun(obj, patcher, tracked)
-	run.requested, run.forced = requested, forced
+	run.requested, run.forced, run.tokens = requested, forced, tokens
 	err := run.execute(ctx)
 	if errors.Is(err, errSuperseded) {
 		return r.restartRun(ctx, run)
@@ -182,6 +186,22 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	return r.finishRun(ctx, run, before, err)
+}
+
+// handledTokens are the request tokens a run acts on.
+type handledTokens struct {
+	reconcile *string
+	force     string
+}
+
+// record marks the tokens handled in the status.
+func (t handledTokens) record(obj *stagesetv1.StageSet) {
+	if t.reconcile != nil {
+		obj.Status.SetLastHandledReconcileRequest(*t.reconcile)
+	}
+	if t.force != "" {
+		obj.Status.LastHandledForceAt = t.force
+	}
 }
 
 // reportPanic turns a panic recovered from a reconcile into Ready=False

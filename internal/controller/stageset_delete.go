@@ -90,12 +90,12 @@ func (r *StageSetReconciler) teardown(ctx context.Context, obj *stagesetv1.Stage
 		if p, inSpec := prune[status.Name]; !del {
 			del = !inSpec || p
 		}
-		remaining, err := teardownStage(ctx, mgr, obj, status, del)
+		remaining, gone, err := teardownStage(ctx, mgr, obj, status, del)
 		obj.Status.Stages[i].Inventory = remaining
 		if err != nil {
 			return nil, fmt.Errorf("tearing down stage %q: %w", status.Name, err)
 		}
-		if del {
+		if gone {
 			deleted = append(deleted, status.Name)
 		}
 	}

@@ -28,6 +28,7 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 	if isBookkeeping(runErr) {
 		return r.retryBookkeeping(ctx, s, runErr)
 	}
+	s.tokens.record(obj)
 
 	if runErr == nil {
 		message := fmt.Sprintf("Applied revision: %s (%d stages)", obj.Status.LastAppliedRevision, len(obj.Spec.Stages))
@@ -104,6 +105,8 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 // error to the workqueue, whose backoff retries the run soon. The status is
 // written on a best-effort basis, Reconciling saying why.
 func (r *StageSetReconciler) retryBookkeeping(ctx context.Context, s *run, runErr error) (ctrl.Result, error) {
+	// Drift already corrected is reported whatever becomes of the rest.
+	r.reportDrift(s)
 	conditions.MarkReconciling(s.obj, meta.ProgressingWithRetryReason, "%s; retrying", runErr)
 	_ = r.patchStatus(ctx, s.obj, s.patcher)
 	return ctrl.Result{}, runErr
@@ -113,6 +116,7 @@ func (r *StageSetReconciler) retryBookkeeping(ctx context.Context, s *run, runEr
 // failure, so no event and no Ready change; the run starts again at once
 // with the new revision.
 func (r *StageSetReconciler) restartRun(ctx context.Context, s *run) (ctrl.Result, error) {
+	r.reportDrift(s)
 	conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Revision set %s superseded by a new revision; restarting", s.revision)
 	if err := r.patchStatus(ctx, s.obj, s.patcher); err != nil {
 		return ctrl.Result{}, err

@@ -81,3 +81,27 @@ func TestLedgerGoesWithTheObjectsItMigrated(t *testing.T) {
 	err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-migrations"}, &corev1.Secret{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "ledger still there: %v", err)
 }
+
+// An object kept by stageset.io/prune: disabled keeps the data its stage's
+// migrations migrated: the teardown keeps the ledger too.
+func TestLedgerStaysWithAnObjectThatIsNotPruned(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"db/m.yaml":   migrationJob("1"),
+		"db/app.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  annotations: {stageset.io/prune: disabled}\ndata: {v: \"1\"}\n",
+	})
+	obj := newStageSet(ns, "shop", src, stage("db", "./db"))
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.DeletionPolicy = stagesetv1.DeletionPolicyDelete
+	create(t, obj)
+	job := migration.JobName("shop", "db", "1")
+	g.Eventually(jobExists(ns, job), timeout, poll).Should(BeTrue())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, job, true, "")).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	deleteAndWait(g, obj)
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeTrue())
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-migrations"}, &corev1.Secret{})).To(Succeed())
+}

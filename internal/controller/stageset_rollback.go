@@ -17,16 +17,24 @@ import (
 	"github.com/stageset/stageset-controller/internal/snapshot"
 )
 
-// saveSnapshot stores what a successful rollout applied. A failure is
-// reported (RollbackStoreFailed) and does not fail the rollout.
-func (s *run) saveSnapshot(ctx context.Context) {
+// saveSnapshot stores what a successful rollout applied. A failure does not
+// fail the rollout: one the API server or the network may heal (conflict,
+// 5xx, a lost connection) is a bookkeeping error, retried so that a later
+// rollback does not go back to an older snapshot; any other is reported
+// (RollbackStoreFailed).
+func (s *run) saveSnapshot(ctx context.Context) error {
 	snap := &snapshot.Snapshot{Revisions: s.revisions, Revision: s.revision}
 	for _, plan := range s.plans {
 		snap.Stages = append(snap.Stages, snapshot.Stage{Name: plan.spec.Name, Revision: plan.revision, Objects: plan.objects})
 	}
-	if err := s.r.Snapshots.Save(ctx, s.obj, snap); err != nil {
+	err := s.r.Snapshots.Save(ctx, s.obj, snap)
+	if err != nil && transientAPIError(err) {
+		return bookkeepingFailed(fmt.Errorf("storing the snapshot of revision %s: %w", s.revision, err))
+	}
+	if err != nil {
 		s.r.eventf(s.obj, s.revision, corev1.EventTypeWarning, stagesetv1.RollbackStoreFailedReason, "Storing the snapshot of revision %s failed: %s", s.revision, err)
 	}
+	return nil
 }
 
 // rollback restores the last good snapshot on the stages the failed run

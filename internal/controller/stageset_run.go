@@ -57,8 +57,9 @@ type run struct {
 	corrected, detected drift
 
 	// requested and forced tell that the run answers a new requestedAt or
-	// forceAt token.
+	// forceAt token; tokens are recorded as handled when the run ends.
 	requested, forced bool
+	tokens            handledTokens
 	// plans are the built stages, kept for the snapshot of a successful run.
 	plans []plannedStage
 	// inputsDigest digests what every stage is built from (loadInputs).
@@ -210,7 +211,9 @@ func (s *run) execute(ctx context.Context) error {
 		return err
 	}
 	if !s.steady {
-		s.saveSnapshot(ctx)
+		if err := s.saveSnapshot(ctx); err != nil {
+			return err
+		}
 	}
 
 	s.applied = true

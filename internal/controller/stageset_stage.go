@@ -221,7 +221,12 @@ func (s *run) teardownRemovedStages(ctx context.Context, mgr *apply.Manager) err
 		if inSpec[status.Name] {
 			continue
 		}
-		remaining, err := teardownStage(ctx, mgr, s.obj, status, true)
+		remaining, gone, err := teardownStage(ctx, mgr, s.obj, status, true)
+		if err == nil && gone {
+			// Its data is gone: a stage added again under the name migrates
+			// afresh.
+			err = s.r.forgetMigrations(ctx, s.obj, []string{status.Name})
+		}
 		if err != nil {
 			s.obj.Status.Stages[i].Inventory = remaining
 			s.obj.Status.Stages[i].Message = err.Error()
@@ -235,20 +240,32 @@ func (s *run) teardownRemovedStages(ctx context.Context, mgr *apply.Manager) err
 
 // teardownStage deletes the inventory of a stage when del is true, and
 // returns what could not be deleted.
-func teardownStage(ctx context.Context, mgr *apply.Manager, obj *stagesetv1.StageSet, status stagesetv1.StageStatus, del bool) (*stagesetv1.ResourceInventory, error) {
-	if !del || status.Inventory == nil || len(status.Inventory.Entries) == 0 {
-		return nil, nil
+//
+// gone tells that every object of the stage is gone: none was kept by
+// stageset.io/prune: disabled or for belonging elsewhere now. Only then is
+// the data its migrations migrated gone with it.
+func teardownStage(ctx context.Context, mgr *apply.Manager, obj *stagesetv1.StageSet, status stagesetv1.StageStatus, del bool) (remaining *stagesetv1.ResourceInventory, gone bool, err error) {
+	if !del {
+		return nil, false, nil
+	}
+	if status.Inventory == nil || len(status.Inventory.Entries) == 0 {
+		return nil, true, nil
 	}
 	objects, err := apply.InventoryObjects(status.Inventory)
 	if err != nil {
-		return status.Inventory, err
+		return status.Inventory, false, err
 	}
 	owner := apply.Owner{Name: obj.Name, Namespace: obj.Namespace, Stage: status.Name}
-	_, failedObjects, err := mgr.Delete(ctx, owner, objects)
+	deleted, failedObjects, err := mgr.Delete(ctx, owner, objects)
 	if err != nil {
-		return inventoryOf(failedObjects), err
+		return inventoryOf(failedObjects), false, err
 	}
-	return nil, nil
+	for _, e := range deleted.Entries {
+		if e.Action == ssa.SkippedAction {
+			return nil, false, nil
+		}
+	}
+	return nil, true, nil
 }
 
 // stageStatus returns the status entry of a stage, creating it in spec order.

@@ -134,7 +134,7 @@ func TestForgedLedgerRecordFailsTheMigration(t *testing.T) {
 		ShouldNot(BeEmpty())
 	// Neither skipped (the stage would apply) nor run twice.
 	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeFalse())
-	g.Expect(jobExists(ns, "shop-db-m-1")()).To(BeFalse())
+	g.Expect(jobExists(ns, migration.JobName("shop", "db", "1"))()).To(BeFalse())
 }
 
 // A user's Secret that happens to have the name of a snapshot chunk is not

@@ -3,6 +3,7 @@ package migration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,6 +37,10 @@ type sealedRecord struct {
 	Record json.RawMessage `json:"record"`
 	MAC    string          `json:"mac"`
 }
+
+// ErrNotALedger is wrapped by errors about a Secret of the ledger's name
+// that is of another type: it is neither read nor overwritten.
+var ErrNotALedger = errors.New("not a migration ledger")
 
 // Record is one completed migration, as the ledger keeps it.
 type Record struct {
@@ -206,7 +211,7 @@ func (l *Ledger) get(ctx context.Context, obj *stagesetv1.StageSet) (*corev1.Sec
 		return nil, fmt.Errorf("reading migration ledger %s: %w", key, err)
 	}
 	if secret.Type != LedgerSecretType {
-		return nil, fmt.Errorf("secret %s is not a migration ledger (type %q, want %q)", key, secret.Type, LedgerSecretType)
+		return nil, fmt.Errorf("%w: secret %s has type %q, want %q", ErrNotALedger, key, secret.Type, LedgerSecretType)
 	}
 	return secret, nil
 }
