@@ -47,14 +47,16 @@ func (s *Store) setMeta(secret *corev1.Secret, obj *stagesetv1.StageSet, generat
 // someone else for someone else, is never touched: the controller writes
 // with its own rights, which must not serve a tenant to overwrite a Secret.
 func (s *Store) writable(secret *corev1.Secret, obj *stagesetv1.StageSet) bool {
-	if secret.Type != SecretType {
-		return false
-	}
-	if ref := metav1.GetControllerOf(secret); ref != nil && ref.UID == obj.UID {
+	return secret.Type == SecretType && s.writableMeta(&secret.ObjectMeta, obj)
+}
+
+// writableMeta is writable for a Secret known to be of the snapshot type.
+func (s *Store) writableMeta(meta *metav1.ObjectMeta, obj *stagesetv1.StageSet) bool {
+	if ref := metav1.GetControllerOf(meta); ref != nil && ref.UID == obj.UID {
 		return true
 	}
-	token, ok := secret.Annotations[WriterAnnotation]
-	return ok && s.Key.Verify(token, writerPurpose, obj.Namespace, obj.Name, secret.Name)
+	token, ok := meta.Annotations[WriterAnnotation]
+	return ok && s.Key.Verify(token, writerPurpose, obj.Namespace, obj.Name, meta.Name)
 }
 
 // writerToken is the value of the WriterAnnotation of the Secret name.

@@ -347,12 +347,19 @@ func (s *Store) readChunk(ctx context.Context, namespace string, ref chunkRef, g
 }
 
 // prune deletes the chunk Secrets of obj whose generation is not in keep.
+//
+// It lists metadata only, of Secrets of the snapshot type (a field selector
+// the API server applies): the labels it selects by can be set by anyone
+// who writes Secrets in the namespace, who must not make every Save load
+// their data.
 func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int64) error {
-	var chunks corev1.SecretList
+	var chunks metav1.PartialObjectMetadataList
+	chunks.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
 	err := s.reader().List(ctx, &chunks,
 		client.InNamespace(obj.Namespace),
 		client.MatchingLabels{stagesetv1.NameLabel: nameLabelValue(obj.Name)},
 		client.HasLabels{GenerationLabel},
+		client.MatchingFields{"type": string(SecretType)},
 	)
 	if err != nil {
 		return fmt.Errorf("listing snapshot chunks: %w", err)
@@ -360,14 +367,17 @@ func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int
 	var errs []error
 	for i := range chunks.Items {
 		chunk := &chunks.Items[i]
-		if !s.writable(chunk, obj) {
+		if !s.writableMeta(&chunk.ObjectMeta, obj) {
 			continue
 		}
 		generation, err := strconv.ParseInt(chunk.Labels[GenerationLabel], 10, 64)
 		if err == nil && slices.Contains(keep, generation) {
 			continue
 		}
-		if err := s.Client.Delete(ctx, chunk); client.IgnoreNotFound(err) != nil {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: chunk.Namespace, Name: chunk.Name}}
+		// The precondition deletes the Secret that was judged, not one
+		// created again under its name meanwhile.
+		if err := s.Client.Delete(ctx, secret, client.Preconditions{UID: &chunk.UID}); client.IgnoreNotFound(err) != nil {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", chunk.Name, err))
 		}
 	}
