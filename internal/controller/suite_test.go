@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -40,18 +39,8 @@ var (
 	notifications *eventReceiver
 	// integrityKey is the controller's key; tests that forge snapshots or
 	// ledgers do so without it, as a tenant would.
-	integrityKey = mustKey()
+	integrityKey = integrity.NewRandomKey()
 )
-
-func mustKey() *integrity.Key {
-	raw := make([]byte, integrity.KeySize)
-	_, _ = rand.Read(raw)
-	key, err := integrity.NewKey(raw)
-	if err != nil {
-		panic(err)
-	}
-	return key
-}
 
 func TestMain(m *testing.M) {
 	var err error

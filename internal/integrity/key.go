@@ -104,15 +104,12 @@ func LoadOrCreate(ctx context.Context, c client.Client, reader client.Reader, ke
 	if err == nil || !apierrors.IsNotFound(err) {
 		return k, err
 	}
-	raw := make([]byte, KeySize)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, fmt.Errorf("generating the integrity key: %w", err)
-	}
+	fresh := NewRandomKey()
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
 		Type:       SecretType,
 		Immutable:  ptr.To(true),
-		Data:       map[string][]byte{dataKey: raw},
+		Data:       map[string][]byte{dataKey: fresh.secret},
 	}
 	err = c.Create(ctx, secret)
 	if apierrors.IsAlreadyExists(err) {
@@ -121,7 +118,15 @@ func LoadOrCreate(ctx context.Context, c client.Client, reader client.Reader, ke
 	if err != nil {
 		return nil, fmt.Errorf("creating the integrity key Secret %s: %w", key, err)
 	}
-	return NewKey(raw)
+	return fresh, nil
+}
+
+// NewRandomKey returns a new key of KeySize random bytes (crypto/rand never
+// fails).
+func NewRandomKey() *Key {
+	raw := make([]byte, KeySize)
+	_, _ = rand.Read(raw)
+	return &Key{secret: raw}
 }
 
 // load reads the key Secret; a NotFound error is returned as it is.

@@ -2,7 +2,6 @@ package migration
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -21,17 +20,7 @@ import (
 )
 
 // testKey is the controller's key in these tests.
-var testKey = newKey()
-
-func newKey() *integrity.Key {
-	raw := make([]byte, integrity.KeySize)
-	_, _ = rand.Read(raw)
-	key, err := integrity.NewKey(raw)
-	if err != nil {
-		panic(err)
-	}
-	return key
-}
+var testKey = integrity.NewRandomKey()
 
 func newStageSet(t *testing.T, ns, name string) *stagesetv1.StageSet {
 	t.Helper()
@@ -273,7 +262,7 @@ func TestLedgerRefusesForgedRecords(t *testing.T) {
 	plain, err := json.Marshal(record("db", "1"))
 	g.Expect(err).NotTo(HaveOccurred())
 	var otherKey []byte
-	g.Expect((&Ledger{Key: newKey(), Client: env.Client}).Record(ctx, newStageSet(t, ns, "keyless"), record("db", "1"))).To(Succeed())
+	g.Expect((&Ledger{Key: integrity.NewRandomKey(), Client: env.Client}).Record(ctx, newStageSet(t, ns, "keyless"), record("db", "1"))).To(Succeed())
 	otherKey = ledgerSecret(g, &stagesetv1.StageSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "keyless"}}).Data["db_1"]
 
 	cases := map[string]struct {

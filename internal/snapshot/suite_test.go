@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"crypto/rand"
 	"os"
 	"testing"
 
@@ -12,17 +11,7 @@ import (
 var (
 	env *testenv.Environment
 	// testKey is the controller's key in these tests.
-	testKey = newKey()
+	testKey = integrity.NewRandomKey()
 )
-
-func newKey() *integrity.Key {
-	raw := make([]byte, integrity.KeySize)
-	_, _ = rand.Read(raw)
-	key, err := integrity.NewKey(raw)
-	if err != nil {
-		panic(err)
-	}
-	return key
-}
 
 func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }

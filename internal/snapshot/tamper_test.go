@@ -37,7 +37,7 @@ func TestLoadRefusesASnapshotNotSealedWithTheKey(t *testing.T) {
 	// made with another key, is wrong.
 	obj := newStageSet(t, ns, "shop")
 	g.Expect(store.Save(ctx, obj, threeStages("1"))).To(Succeed())
-	forger := &Store{Key: newKey(), Client: env.Client}
+	forger := &Store{Key: integrity.NewRandomKey(), Client: env.Client}
 	g.Expect(forger.Save(ctx, obj, forgedSnapshot(ns))).To(Succeed())
 	got, err := store.Load(ctx, obj)
 	g.Expect(got).To(BeNil())
