@@ -120,3 +120,30 @@ func entryObject(e stagesetv1.ResourceRef) (*unstructured.Unstructured, error) {
 	obj.SetNamespace(id.Namespace)
 	return obj, nil
 }
+
+// MergeInventories returns the union of two inventories.
+func MergeInventories(a, b *stagesetv1.ResourceInventory) *stagesetv1.ResourceInventory {
+	seen := map[string]bool{}
+	out := &stagesetv1.ResourceInventory{}
+	for _, inv := range []*stagesetv1.ResourceInventory{b, a} {
+		if inv == nil {
+			continue
+		}
+		for _, e := range inv.Entries {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				out.Entries = append(out.Entries, e)
+			}
+		}
+	}
+	return out
+}
+
+// InventoryOf lists objects as inventory entries.
+func InventoryOf(objects []*unstructured.Unstructured) *stagesetv1.ResourceInventory {
+	cs := ssa.NewChangeSet()
+	for _, o := range objects {
+		cs.Add(ssa.ChangeSetEntry{ObjMetadata: object.UnstructuredToObjMetadata(o), GroupVersion: o.GroupVersionKind().GroupVersion().String()})
+	}
+	return NewInventory(cs)
+}

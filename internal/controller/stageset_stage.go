@@ -10,7 +10,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/ssa"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
@@ -68,7 +67,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		// can prune it.
 		if changeSet != nil {
 			status := s.stageStatus(stage.Name)
-			status.Inventory = mergeInventories(status.Inventory, apply.NewInventory(changeSet))
+			status.Inventory = apply.MergeInventories(status.Inventory, apply.NewInventory(changeSet))
 		}
 		return s.failStage(ctx, stage.Name, fmt.Errorf("apply: %w", err))
 	}
@@ -163,7 +162,7 @@ func (s *run) prune(ctx context.Context, mgr *apply.Manager, owner apply.Owner, 
 	}
 	_, failedObjects, err := mgr.Delete(ctx, owner, stale)
 	if err != nil {
-		current.Entries = append(current.Entries, inventoryOf(failedObjects).Entries...)
+		current.Entries = append(current.Entries, apply.InventoryOf(failedObjects).Entries...)
 		return fmt.Errorf("prune: %w", err)
 	}
 	return nil
@@ -258,7 +257,7 @@ func teardownStage(ctx context.Context, mgr *apply.Manager, obj *stagesetv1.Stag
 	owner := apply.Owner{Name: obj.Name, Namespace: obj.Namespace, Stage: status.Name}
 	deleted, failedObjects, err := mgr.Delete(ctx, owner, objects)
 	if err != nil {
-		return inventoryOf(failedObjects), false, err
+		return apply.InventoryOf(failedObjects), false, err
 	}
 	for _, e := range deleted.Entries {
 		if e.Action == ssa.SkippedAction {
@@ -326,31 +325,4 @@ func (s *run) setPhase(name string, phase stagesetv1.StagePhase, message string)
 	}
 	status.Phase = phase
 	status.Message = message
-}
-
-// mergeInventories returns the union of two inventories.
-func mergeInventories(a, b *stagesetv1.ResourceInventory) *stagesetv1.ResourceInventory {
-	seen := map[string]bool{}
-	out := &stagesetv1.ResourceInventory{}
-	for _, inv := range []*stagesetv1.ResourceInventory{b, a} {
-		if inv == nil {
-			continue
-		}
-		for _, e := range inv.Entries {
-			if !seen[e.ID] {
-				seen[e.ID] = true
-				out.Entries = append(out.Entries, e)
-			}
-		}
-	}
-	return out
-}
-
-// inventoryOf lists objects as inventory entries.
-func inventoryOf(objects []*unstructured.Unstructured) *stagesetv1.ResourceInventory {
-	cs := ssa.NewChangeSet()
-	for _, o := range objects {
-		cs.Add(ssa.ChangeSetEntry{ObjMetadata: object.UnstructuredToObjMetadata(o), GroupVersion: o.GroupVersionKind().GroupVersion().String()})
-	}
-	return apply.NewInventory(cs)
 }

@@ -1,15 +1,12 @@
 package controller
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
@@ -98,35 +95,10 @@ func (s *run) changesWhatIsApplied(ctx context.Context) (bool, error) {
 		if snap.Stages[i].Name != plan.spec.Name {
 			return true, nil
 		}
-		owner := s.owner(plan.spec.Name)
-		same, err := sameObjects(owner, plan.objects, snap.Stages[i].Objects)
+		same, err := snap.Stages[i].Matches(plan.objects, s.owner(plan.spec.Name).SetLabels)
 		if err != nil || !same {
 			return true, err
 		}
 	}
 	return false, nil
-}
-
-// sameObjects compares built objects, once labelled for owner, with the
-// objects of a snapshot.
-func sameObjects(owner apply.Owner, built, applied []*unstructured.Unstructured) (bool, error) {
-	if len(built) != len(applied) {
-		return false, nil
-	}
-	for i := range built {
-		b := built[i].DeepCopy()
-		owner.SetLabels(b)
-		x, err := json.Marshal(b.Object)
-		if err != nil {
-			return false, err
-		}
-		y, err := json.Marshal(applied[i].Object)
-		if err != nil {
-			return false, err
-		}
-		if !bytes.Equal(x, y) {
-			return false, nil
-		}
-	}
-	return true, nil
 }

@@ -45,6 +45,30 @@ func (s *Snapshot) Stage(name string) *Stage {
 	return nil
 }
 
+// Matches tells whether built objects, once labelled as they are applied,
+// are exactly the objects of the stage: the run would apply nothing new.
+func (s *Stage) Matches(built []*unstructured.Unstructured, label func(...*unstructured.Unstructured)) (bool, error) {
+	if len(built) != len(s.Objects) {
+		return false, nil
+	}
+	for i := range built {
+		b := built[i].DeepCopy()
+		label(b)
+		x, err := json.Marshal(b.Object)
+		if err != nil {
+			return false, err
+		}
+		y, err := json.Marshal(s.Objects[i].Object)
+		if err != nil {
+			return false, err
+		}
+		if !bytes.Equal(x, y) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // formatVersion is the version of the stored document. Load refuses other
 // versions rather than guessing, so a future format change cannot be misread
 // as a (wrong) rollback target.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func TestStageFindsByName(t *testing.T) {
@@ -30,4 +31,32 @@ func TestDecodeRefusesUnknownFormatVersions(t *testing.T) {
 
 	_, err = decode([]byte(strings.Repeat("x", 10)))
 	g.Expect(err).To(MatchError(ContainSubstring("decompressing snapshot")))
+}
+
+// Matches compares built objects, once labelled as applied, with a stage.
+func TestStageMatchesBuiltObjectsOnceLabelled(t *testing.T) {
+	g := NewWithT(t)
+	label := func(objects ...*unstructured.Unstructured) {
+		for _, o := range objects {
+			o.SetLabels(map[string]string{"owner": "app"})
+		}
+	}
+	applied := configMap("shop", "a", map[string]any{"v": "1"})
+	label(applied)
+	stage := &Stage{Name: "app", Objects: []*unstructured.Unstructured{applied}}
+
+	same, err := stage.Matches([]*unstructured.Unstructured{configMap("shop", "a", map[string]any{"v": "1"})}, label)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(same).To(BeTrue())
+	for name, built := range map[string][]*unstructured.Unstructured{
+		"changed": {configMap("shop", "a", map[string]any{"v": "2"})},
+		"more":    {configMap("shop", "a", map[string]any{"v": "1"}), configMap("shop", "b", nil)},
+		"none":    nil,
+	} {
+		same, err := stage.Matches(built, label)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(same).To(BeFalse(), name)
+	}
+	unlabelled, _ := stage.Matches([]*unstructured.Unstructured{configMap("shop", "a", map[string]any{"v": "1"})}, func(...*unstructured.Unstructured) {})
+	g.Expect(unlabelled).To(BeFalse(), "the labels are part of what is applied")
 }
