@@ -125,11 +125,7 @@ func TestSpecChangeThatConfiguresObjectsIsAnnouncedAsAnUpdate(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := env.NewNamespace(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("cm", "k", "v")})
-	obj := newStageSet(ns, "app", src, stage("a", "./"))
-	obj.Spec.TargetNamespace = ns
-	create(t, obj)
-	eventuallyReason(t, g, obj, "True/Succeeded")
+	_, obj := readyStageSet(t, g, ns, files{"cm.yaml": configMap("cm", "k", "v")}, stage("a", "./"))
 	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "app", stagesetv1.SucceededReason) }, timeout, poll).Should(HaveLen(1))
 
 	get(g, obj)

@@ -17,6 +17,7 @@ import (
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/integrity"
+	fitnames "github.com/stageset/stageset-controller/internal/names"
 )
 
 // LedgerSecretType is the type of every ledger Secret. Load and Record
@@ -226,7 +227,7 @@ func setMeta(secret *corev1.Secret, obj *stagesetv1.StageSet) {
 	if secret.Labels == nil {
 		secret.Labels = map[string]string{}
 	}
-	secret.Labels[stagesetv1.NameLabel] = nameLabelValue(obj.Name)
+	secret.Labels[stagesetv1.NameLabel] = fitnames.LabelValue(obj.Name)
 	secret.OwnerReferences = nil
 }
 

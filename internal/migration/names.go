@@ -98,9 +98,3 @@ func isLabelChar(c byte) bool {
 func isDataKeyChar(c byte) bool {
 	return isLabelChar(c) || ('A' <= c && c <= 'Z') || c == '.' || c == '_'
 }
-
-// nameLabelValue returns the value of the name label on the ledger Secret:
-// the StageSet's name as every other ownership label holds it.
-func nameLabelValue(name string) string {
-	return fitnames.LabelValue(name)
-}

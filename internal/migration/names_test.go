@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	fitnames "github.com/stageset/stageset-controller/internal/names"
 )
 
 func TestJobName(t *testing.T) {
@@ -115,7 +117,7 @@ func TestLedgerName(t *testing.T) {
 	if got, want := ledgerName(strings.Repeat("a", 240)+".b"+strings.Repeat("c", 11)), strings.Repeat("a", 233)+"-1832a1be-migrations"; got != want {
 		t.Errorf("ledgerName changed: got %q, want %q", got, want)
 	}
-	if errs := validation.IsValidLabelValue(nameLabelValue(long)); len(errs) > 0 {
+	if errs := validation.IsValidLabelValue(fitnames.LabelValue(long)); len(errs) > 0 {
 		t.Errorf("name label value: %v", errs)
 	}
 }

@@ -21,10 +21,3 @@ func headName(name string) string {
 func chunkName(name string, generation int64, i int) string {
 	return names.Fit(name, fmt.Sprintf("-snapshot-%d-%d", generation, i), validation.DNS1123SubdomainMaxLength)
 }
-
-// nameLabelValue returns the value of the name label on snapshot Secrets:
-// the StageSet's name as every other ownership label holds it (a StageSet
-// name may be a 253-character DNS subdomain, a label value holds 63).
-func nameLabelValue(name string) string {
-	return names.LabelValue(name)
-}

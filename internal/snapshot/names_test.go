@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/stageset/stageset-controller/internal/names"
 )
 
 func TestNamesFitTheirFields(t *testing.T) {
@@ -22,7 +24,7 @@ func TestNamesFitTheirFields(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			head, chunk, label := headName(tc.stageset), chunkName(tc.stageset, 3, 1), nameLabelValue(tc.stageset)
+			head, chunk, label := headName(tc.stageset), chunkName(tc.stageset, 3, 1), names.LabelValue(tc.stageset)
 			for _, n := range []string{head, chunk} {
 				if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
 					t.Errorf("%q is not a Secret name: %v", n, errs)
@@ -47,12 +49,12 @@ func TestCutNamesStayDistinct(t *testing.T) {
 	// Two names that differ only past the cut must not share Secrets.
 	a := strings.Repeat("a", 250) + "-x"
 	b := strings.Repeat("a", 250) + "-y"
-	if headName(a) == headName(b) || chunkName(a, 1, 0) == chunkName(b, 1, 0) || nameLabelValue(a) == nameLabelValue(b) {
+	if headName(a) == headName(b) || chunkName(a, 1, 0) == chunkName(b, 1, 0) || names.LabelValue(a) == names.LabelValue(b) {
 		t.Fatalf("names collide: %q, %q", headName(a), headName(b))
 	}
 	// The cut never leaves a dot or dash in front of the hash.
 	c := strings.Repeat("a", 52) + "." + strings.Repeat("b", 20)
-	if v := nameLabelValue(c); strings.Contains(v, ".-") || len(v) > validation.LabelValueMaxLength {
+	if v := names.LabelValue(c); strings.Contains(v, ".-") || len(v) > validation.LabelValueMaxLength {
 		t.Fatalf("bad label value %q", v)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/names"
 )
 
 // setMeta sets the labels, the writer token and the owner reference of a
@@ -24,7 +25,7 @@ func (s *Store) setMeta(secret *corev1.Secret, obj *stagesetv1.StageSet, generat
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[stagesetv1.NameLabel] = nameLabelValue(obj.Name)
+	labels[stagesetv1.NameLabel] = names.LabelValue(obj.Name)
 	if generation != nil {
 		labels[GenerationLabel] = strconv.FormatInt(*generation, 10)
 	}

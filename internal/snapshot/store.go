@@ -18,6 +18,7 @@ import (
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/integrity"
+	"github.com/stageset/stageset-controller/internal/names"
 )
 
 const (
@@ -357,7 +358,7 @@ func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int
 	chunks.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
 	err := s.reader().List(ctx, &chunks,
 		client.InNamespace(obj.Namespace),
-		client.MatchingLabels{stagesetv1.NameLabel: nameLabelValue(obj.Name)},
+		client.MatchingLabels{stagesetv1.NameLabel: names.LabelValue(obj.Name)},
 		client.HasLabels{GenerationLabel},
 		client.MatchingFields{"type": string(SecretType)},
 	)

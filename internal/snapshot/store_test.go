@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/names"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
@@ -95,7 +96,7 @@ func incompressible(n int) string {
 func chunks(g Gomega, obj *stagesetv1.StageSet) map[string]corev1.Secret {
 	var list corev1.SecretList
 	g.Expect(env.Client.List(context.Background(), &list, client.InNamespace(obj.Namespace),
-		client.MatchingLabels{stagesetv1.NameLabel: nameLabelValue(obj.Name)}, client.HasLabels{GenerationLabel})).To(Succeed())
+		client.MatchingLabels{stagesetv1.NameLabel: names.LabelValue(obj.Name)}, client.HasLabels{GenerationLabel})).To(Succeed())
 	out := map[string]corev1.Secret{}
 	for _, s := range list.Items {
 		out[s.Name] = s

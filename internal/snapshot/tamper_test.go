@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stageset/stageset-controller/internal/integrity"
+	"github.com/stageset/stageset-controller/internal/names"
 )
 
 // These tests play a tenant who can write Secrets in the StageSet's
@@ -196,7 +197,7 @@ func TestSaveNeverOverwritesAForeignSecret(t *testing.T) {
 			g.Expect(env.Client.Create(ctx, other)).To(Succeed())
 			secret := tc.secret(&obj.ObjectMeta, &other.ObjectMeta)
 			secret.Namespace = ns
-			secret.Labels = map[string]string{"stageset.io/name": nameLabelValue(obj.Name), GenerationLabel: "1"}
+			secret.Labels = map[string]string{"stageset.io/name": names.LabelValue(obj.Name), GenerationLabel: "1"}
 			secret.Data = map[string][]byte{"password": []byte("hunter2"), chunkKey: []byte("mine")}
 			g.Expect(env.Client.Create(ctx, secret)).To(Succeed())
 
