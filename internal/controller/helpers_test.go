@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -200,6 +201,18 @@ func deletionOrder(t *testing.T, ns string) func() []string {
 		defer mu.Unlock()
 		return append([]string(nil), deleted...)
 	}
+}
+
+// updateSpec reads obj, changes it with mutate and writes it, again when a
+// status write of the controller raced the update (a conflict).
+func updateSpec(g Gomega, obj *stagesetv1.StageSet, mutate func(*stagesetv1.StageSet)) {
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return env.Client.Update(context.Background(), obj)
+	})).To(Succeed())
 }
 
 // replaceOnce replaces the first old in s.

@@ -81,9 +81,7 @@ func TestPreAndPostActionsRunAroundTheStageOncePerRevision(t *testing.T) {
 
 	// A spec change re-runs the stage at the same revision: no second run of
 	// its actions.
-	get(g, obj)
-	obj.Spec.Stages = append(obj.Spec.Stages, stage("b", "./b"))
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.Stages = append(obj.Spec.Stages, stage("b", "./b")) })
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	g.Expect(exists("v1", "ConfigMap", ns, "b")()).To(BeTrue())
 	g.Expect(hits.Load()).To(Equal(int64(1)))

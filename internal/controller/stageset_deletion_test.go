@@ -27,9 +27,7 @@ func TestRemovedStageIsTornDown(t *testing.T) {
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	deleted := deletionOrder(t, ns)
 
-	get(g, obj)
-	obj.Spec.Stages = []stagesetv1.Stage{obj.Spec.Stages[0]}
-	g.Expect(env.Client.Update(context.Background(), obj)).To(Succeed())
+	updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.Stages = []stagesetv1.Stage{obj.Spec.Stages[0]} })
 	eventuallyReason(t, g, obj, "True/Succeeded")
 
 	g.Expect(exists("v1", "ConfigMap", ns, "a")()).To(BeTrue())

@@ -108,9 +108,7 @@ func TestWarnModeReportsDriftAndEnabledReportsItsCorrection(t *testing.T) {
 	// Switching to Enabled reverts the drift the user was warned about:
 	// reported as corrected (event naming the object, the counter), not
 	// done silently by a run that the spec change made no longer steady.
-	get(g, obj)
-	obj.Spec.DriftDetection.Mode = stagesetv1.DriftDetectionEnabled
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.DriftDetection.Mode = stagesetv1.DriftDetectionEnabled })
 	g.Eventually(func() string { get(g, cm); return cm.Data["k"] }, timeout, poll).Should(Equal("v"))
 	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "app", stagesetv1.DriftCorrectedReason) }, timeout, poll).Should(HaveLen(1))
 	g.Expect(eventsWithReason(ns, "app", stagesetv1.DriftCorrectedReason)[0].Message).To(ContainSubstring("ConfigMap/" + ns + "/watched"))

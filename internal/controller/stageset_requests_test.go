@@ -5,26 +5,23 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
 
 func TestSuspendStopsReconcilingAndResumeContinues(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	ns := env.NewNamespace(t)
 	src, obj := readyStageSet(t, g, ns, files{"cm.yaml": configMap("one")}, stage("a", "./"))
 
-	get(g, obj)
-	obj.Spec.Suspend = true
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.Suspend = true })
 	eventuallyReason(t, g, obj, "False/Suspended")
 
 	src.publish("rev-2", files{"cm.yaml": configMap("two")})
 	g.Consistently(exists("v1", "ConfigMap", ns, "two"), "1500ms", poll).Should(BeFalse(), "suspended: no rollout")
 	g.Expect(exists("v1", "ConfigMap", ns, "one")()).To(BeTrue(), "suspended: applied objects stay")
 
-	get(g, obj)
-	obj.Spec.Suspend = false
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.Suspend = false })
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	g.Expect(obj.Status.LastAppliedRevision).To(Equal("rev-2"))
 	g.Expect(exists("v1", "ConfigMap", ns, "two")()).To(BeTrue())

@@ -86,9 +86,9 @@ func TestUpdateWindowsDeferRolloutsUntilTheyOpen(t *testing.T) {
 	g.Expect(deferredAfter[0] - deferredBefore[0]).To(Equal(1.0))
 
 	// forceAt rolls the deferred revision out now, once.
-	get(g, obj)
-	obj.Annotations = map[string]string{meta.ForceRequestAnnotation: "now"}
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	updateSpec(g, obj, func(obj *stagesetv1.StageSet) {
+		obj.Annotations = map[string]string{meta.ForceRequestAnnotation: "now"}
+	})
 	g.Eventually(func() string { get(g, obj); return obj.Status.LastAppliedRevision }, timeout, poll).Should(Equal("rev-2"))
 	g.Expect(obj.Status.LastHandledForceAt).To(Equal("now"))
 	g.Expect(obj.Status.PendingUpdate).To(BeNil())
@@ -115,7 +115,6 @@ func TestInvalidWindowStalls(t *testing.T) {
 
 func TestSpecChangesAreDeferredOnlyWhenTheyChangeWhatIsApplied(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	ns := env.NewNamespace(t)
 	opens := nextUTC(3, 0, 0)
 	setClock(t, opens.Add(10*time.Minute)) // inside 03:00–04:00
@@ -131,16 +130,12 @@ func TestSpecChangesAreDeferredOnlyWhenTheyChangeWhatIsApplied(t *testing.T) {
 
 	setClock(t, opens.Add(2*time.Hour)) // closed
 	// A new interval changes nothing that is applied: it takes effect.
-	get(g, obj)
-	obj.Spec.Interval = metav1.Duration{Duration: 2 * time.Hour}
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.Interval = metav1.Duration{Duration: 2 * time.Hour} })
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	g.Expect(obj.Status.PendingUpdate).To(BeNil())
 
 	// A new stage changes what is applied: it waits for the window.
-	get(g, obj)
-	obj.Spec.Stages = append(obj.Spec.Stages, stage("b", "./b"))
-	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.Stages = append(obj.Spec.Stages, stage("b", "./b")) })
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	g.Expect(obj.Status.PendingUpdate).NotTo(BeNil())
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring("deferred"))
