@@ -5,14 +5,10 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/action"
 	"github.com/stageset/stageset-controller/internal/build"
-	"github.com/stageset/stageset-controller/internal/names"
 )
 
 // runActions runs a stage's pre or post actions in order, once per revision
@@ -32,15 +28,15 @@ func (s *run) runActions(ctx context.Context, plan plannedStage, group string, a
 
 // runAction runs one action; job actions run the Jobs built from their path
 // in the stage's artifact (plannedStage.actionJobs), each under its name for
-// this run of the action (actionJobName).
+// this run of the action (action.JobRun).
 func (s *run) runAction(ctx context.Context, plan plannedStage, group string, a stagesetv1.Action) error {
 	timeout := s.obj.GetStageTimeout(plan.spec)
 	if a.Job == nil {
 		return s.actionRunner().Run(ctx, a, timeout)
 	}
-	jobs := build.CopyObjects(plan.actionJobs[actionKey(group, a.Name)])
+	jobs := build.CopyObjects(plan.actionJobs[action.Key(group, a.Name)])
 	for _, job := range jobs {
-		job.SetName(s.actionJobName(plan, group, a.Name, job.GetName()))
+		job.SetName(s.jobRun(plan, group, a.Name, job.GetName()).Name())
 	}
 	if err := s.actionRunner().RunJobs(ctx, s.jobOwner(plan.spec.Name), jobs, action.Timeout(a, timeout)); err != nil {
 		return fmt.Errorf("job action %q: %w", a.Name, err)
@@ -48,19 +44,11 @@ func (s *run) runAction(ctx context.Context, plan plannedStage, group string, a 
 	return nil
 }
 
-// actionJobName names a Job of a job action: its name in the artifact, '-'
-// and a hash of the StageSet, the stage, the action and the revision, cut to
-// the 63 characters a Job name may have. Each revision runs its own Jobs,
-// and a restarted controller waits on the Jobs of its run; two StageSets, or
-// two actions, that build the same Job from one artifact never share it.
-func (s *run) actionJobName(plan plannedStage, group, actionName, job string) string {
-	hash := names.Hash(actionHashLength, s.obj.Namespace, s.obj.Name, plan.spec.Name, group, actionName, job, plan.revision)
-	return names.Join(job, hash, "", validation.DNS1123LabelMaxLength)
+// jobRun identifies the run of a Job of a job action by this StageSet.
+func (s *run) jobRun(plan plannedStage, group, actionName, job string) action.JobRun {
+	return action.JobRun{Namespace: s.obj.Namespace, StageSet: s.obj.Name, Stage: plan.spec.Name,
+		Group: group, Action: actionName, Job: job, Revision: plan.revision}
 }
-
-// actionHashLength is the number of hex digits of the hash in action Job
-// names: 32 bits, as in migration Job names.
-const actionHashLength = 8
 
 // jobOwner is what marks the Jobs a stage runs as this StageSet's: RunJobs
 // labels the Jobs it creates with it, and waits on an existing Job only when
@@ -72,9 +60,6 @@ func (s *run) jobOwner(stage string) action.JobOwner {
 	}
 }
 
-// actionKey names an action within its stage: names are unique per group.
-func actionKey(group, name string) string { return group + "/" + name }
-
 // runOnFailure runs a failed stage's onFailure actions, best effort: each
 // one's result is reported in an OnFailureAction Warning event, and none of
 // them changes the outcome of the run.
@@ -85,38 +70,11 @@ func (s *run) runOnFailure(ctx context.Context, plan plannedStage) {
 	}
 	for _, a := range stage.Actions.OnFailure {
 		result := "succeeded"
-		if err := s.runAction(ctx, plan, "onFailure", a); err != nil {
+		if err := s.runAction(ctx, plan, action.GroupOnFailure, a); err != nil {
 			result = "failed: " + err.Error()
 		}
 		s.r.eventf(s.obj, s.revision, corev1.EventTypeWarning, stagesetv1.OnFailureActionReason, "onFailure action %q (%s) of stage %q %s", a.Name, action.Verb(a), stage.Name, result)
 	}
-}
-
-// buildActionJobs builds the Jobs of a stage's job actions from their paths
-// in the stage's artifact; runAction names them for its run.
-func buildActionJobs(root, targetNamespace string, stage stagesetv1.Stage) (map[string][]*unstructured.Unstructured, error) {
-	if stage.Actions == nil {
-		return nil, nil
-	}
-	jobs := map[string][]*unstructured.Unstructured{}
-	for group, actions := range map[string][]stagesetv1.Action{"pre": stage.Actions.Pre, "post": stage.Actions.Post, "onFailure": stage.Actions.OnFailure} {
-		for _, a := range actions {
-			if a.Job == nil {
-				continue
-			}
-			objects, err := build.Build(build.Input{Root: root, Path: a.Job.Path, TargetNamespace: targetNamespace})
-			if err != nil {
-				return nil, fmt.Errorf("job action %q: %w", a.Name, err)
-			}
-			for _, o := range objects {
-				if o.GroupVersionKind().GroupKind() != (schema.GroupKind{Group: "batch", Kind: "Job"}) {
-					return nil, fmt.Errorf("job action %q: %s is not a batch Job", a.Name, objectID(o))
-				}
-			}
-			jobs[actionKey(group, a.Name)] = objects
-		}
-	}
-	return jobs, nil
 }
 
 // actionRunner runs actions with the StageSet's identity.

@@ -75,7 +75,7 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 	// A steady-state run that changes nothing leaves the status as it is.
 	// An update of what is applied at the same revisions (a changed patch
 	// or substitution) is news like a new revision set.
-	rolledOut := s.applied && !s.steady && s.update
+	rolledOut := s.applied && (s.kind == kindFirstRollout || s.kind == kindUpdate)
 	if s.revisions != nil && (rolledOut || after != before) {
 		r.recordHistory(s, after.reason)
 	}

@@ -25,7 +25,7 @@ import (
 // group/action of stage in obj at revision.
 func actionJobNameFor(obj *stagesetv1.StageSet, stage, group, action, job, revision string) string {
 	s := &run{obj: obj}
-	return s.actionJobName(plannedStage{spec: stagesetv1.Stage{Name: stage}, revision: revision}, group, action, job)
+	return s.jobRun(plannedStage{spec: stagesetv1.Stage{Name: stage}, revision: revision}, group, action, job).Name()
 }
 
 // A completed Job that someone created under a migration's name, without

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/dependency"
 )
 
 // Field indexes on StageSets.
@@ -129,7 +130,7 @@ func indexDependencies(o client.Object) []string {
 	obj := o.(*stagesetv1.StageSet)
 	keys := make([]string, 0, len(obj.Spec.DependsOn))
 	for _, ref := range obj.Spec.DependsOn {
-		keys = append(keys, dependencyKey(obj, ref).String())
+		keys = append(keys, dependency.Key(obj, ref).String())
 	}
 	return keys
 }

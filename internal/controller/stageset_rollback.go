@@ -101,18 +101,6 @@ func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stages
 	return nil
 }
 
-// heldAfterRollback tells that this run would retry the revision set that
-// was just rolled back: it is held until a source revision, the spec, a
-// substituteFrom value or a requestedAt token changes, so failure and
-// rollback do not loop. (A changed value is known only while the controller
-// remembers the inputs of the attempt: not across a restart.)
-func (s *run) heldAfterRollback() bool {
-	attempted := s.obj.Status.LastAttemptedInputs
-	return conditions.GetReason(s.obj, meta.ReadyCondition) == stagesetv1.RolledBackReason &&
-		s.sameAsAttempted && s.obj.Status.ObservedGeneration == s.obj.Generation && !s.requested &&
-		(attempted == "" || attempted == s.inputsDigest)
-}
-
 // hold keeps the rolled back state: the restored snapshot is re-asserted and
 // Ready stays False RolledBack with its message.
 func (s *run) hold(ctx context.Context, mgr *apply.Manager) error {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/action"
 	"github.com/stageset/stageset-controller/internal/apply"
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/migration"
@@ -37,40 +38,32 @@ type run struct {
 	// revision is the revision of spec.sourceRef, else of the first stage's
 	// source (status.lastAppliedRevision).
 	revision string
-	// newRevisions tells that the pinned set differs from the last applied.
-	newRevisions bool
-	// steady tells that the run re-asserts what the last run applied: same
-	// revision set, generation and stage inputs, last run successful,
-	// nothing deferred. Objects such a run creates or configures are drift,
-	// and its progress is not patched.
-	steady bool
+	// newRevisions tells that the pinned set differs from the last applied;
+	// sameAsAttempted that it is the one the last run attempted.
+	newRevisions, sameAsAttempted bool
+	// kind is what the run is (decide).
+	kind runKind
 	// applied tells that every stage was applied and verified.
 	applied bool
-	// update tells that the run rolls out a change of what is applied: new
-	// revisions, or a spec or input change that changes the built objects.
-	// A run that is neither steady nor an update (a spec change that builds
-	// the same objects, a retry after a failure) counts what it creates or
-	// configures as drift, like a steady run.
-	update bool
 
-	// corrected and detected collect the drift of a steady-state run.
+	// corrected and detected collect the drift the run re-asserted or
+	// found (runKind.countsDrift).
 	corrected, detected drift
 
 	// requested and forced tell that the run answers a new requestedAt or
 	// forceAt token; tokens are recorded as handled when the run ends.
 	requested, forced bool
 	tokens            handledTokens
-	// plans are the built stages, kept for the snapshot of a successful run.
-	plans []plannedStage
-	// inputsDigest digests what every stage is built from (loadInputs).
+	// inputs are what every stage is built from (loadInputs), and
+	// inputsDigest their digest.
+	inputs       []stageInput
 	inputsDigest string
-	// sameAsAttempted tells that the pinned set is the one the last run
-	// attempted.
-	sameAsAttempted bool
+	// plans are the built stages (stages), kept for the snapshot of a
+	// successful run; artifacts is the run's artifact cache.
+	plans     []plannedStage
+	artifacts *source.Cache
 	// deferredUntil is the next window opening of a deferred rollout.
 	deferredUntil time.Time
-	// previousPending is status.pendingUpdate as the run found it.
-	previousPending *stagesetv1.PendingUpdate
 	// kube is the StageSet's client (impersonated, or remote).
 	kube client.Client
 	// kubeConfig is kube's REST config, for what a client.Client cannot
@@ -93,18 +86,16 @@ type plannedStage struct {
 	// objects are applied; migrations run before them.
 	objects    []*unstructured.Unstructured
 	migrations []migration.Migration
-	// actionJobs are the Jobs of job actions, keyed by actionKey.
+	// actionJobs are the Jobs of job actions, keyed by action.Key.
 	actionJobs map[string][]*unstructured.Unstructured
 }
 
 func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *objectPatcher, tracked *inflightRun) *run {
-	return &run{r: r, obj: obj, patcher: patcher, started: time.Now(), tracked: tracked,
-		previousPending: obj.Status.PendingUpdate.DeepCopy()}
+	return &run{r: r, obj: obj, patcher: patcher, started: time.Now(), tracked: tracked}
 }
 
 // execute runs the phases of SPEC §4 in order: validate → dependencies →
-// sources → fetch and build every stage → apply stage by stage → tear down
-// removed stages.
+// sources → decide what the run is → follow the one path of that kind.
 func (s *run) execute(ctx context.Context) error {
 	if err := s.obj.Validate(); err != nil {
 		return stalled(stagesetv1.InvalidSpecReason, fmt.Errorf("invalid spec: %w", err))
@@ -116,78 +107,48 @@ func (s *run) execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// A change deferred by a window (status.pendingUpdate) is not applied
-	// yet: runs go on through the gate, not as steady-state runs that
-	// would take it for drift.
-	s.steady = !s.newRevisions && s.obj.Status.ObservedGeneration == s.obj.Generation && conditions.IsReady(s.obj) &&
-		s.previousPending == nil
-	inputs, err := s.loadInputs(ctx, resolved)
-	if err != nil {
+	if err := s.loadInputs(ctx, resolved); err != nil {
 		return err
 	}
-	// The inputs of the stages (substituteFrom values among them) must be
-	// those last applied for a run to be steady: a changed value is an
-	// update to roll out, not drift to correct. Known from memory, else
-	// from the snapshot once the stages are built.
-	inputsKnown := s.obj.Status.LastAppliedInputs != "" && s.obj.Status.LastAppliedInputs == s.inputsDigest
-	if s.steady && inputsKnown && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
+	defer s.closeArtifacts()
+	if s.kind, err = s.decide(ctx); err != nil {
+		return err
+	}
+	if s.kind == kindSteady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
 		// Nothing new to apply and drift is not looked at.
-		return s.appliedSteady()
+		return s.succeeded()
 	}
 
 	if s.kube, s.kubeConfig, err = s.r.Clients.For(ctx, s.obj); err != nil {
 		return failed(stagesetv1.StageFailedReason, fmt.Errorf("building the client: %w", err))
 	}
 	mgr := apply.NewManager(s.kube, ControllerName)
-
-	if s.heldAfterRollback() {
+	switch s.kind {
+	case kindHeld:
 		return s.hold(ctx, mgr)
+	case kindDeferred:
+		return s.deferRollout(ctx, mgr)
+	case kindSteady:
+		return s.reassert(ctx, mgr)
+	default:
+		return s.rollout(ctx, mgr)
 	}
-	artifacts, err := source.NewCache(s.r.Fetcher)
-	if err != nil {
-		return failed(stagesetv1.ArtifactFailedReason, err)
-	}
-	defer artifacts.Close()
-	if s.plans, err = s.buildStages(ctx, artifacts, inputs); err != nil {
+}
+
+// rollout applies the built stages in order, each gated on the health of the
+// one before (first rollout, update, reapply), and rolls back on failure.
+func (s *run) rollout(ctx context.Context, mgr *apply.Manager) error {
+	// Job actions run only in rollouts, so no other kind builds them.
+	if err := s.buildActionJobs(ctx); err != nil {
 		return err
 	}
-	if s.steady && !inputsKnown {
-		changed, err := s.changesWhatIsApplied(ctx)
-		if err != nil {
-			return err
-		}
-		s.steady = !changed
-	}
-	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionDisabled {
-		return s.appliedSteady()
-	}
-	// Job actions run only in rollouts, so steady runs skip their build.
-	if !s.steady {
-		if err := s.buildActionJobs(ctx, artifacts, inputs); err != nil {
-			return err
-		}
-	}
-
-	// Update windows gate what changes the cluster: a new revision set, or
-	// a spec change that changes what is applied. Other spec changes
-	// (windows, intervals, drift settings) take effect at once.
+	// A rollout replaces whatever change was pending.
 	s.obj.Status.PendingUpdate = nil
-	if !s.steady {
-		if s.update, err = s.changesWhatIsApplied(ctx); err != nil {
-			return err
-		} else if s.update {
-			if deferred, err := s.gateRollout(ctx, mgr); err != nil {
-				return err
-			} else if deferred {
-				return s.deferral()
-			}
-		}
-		s.obj.Status.LastAttemptedInputs = s.inputsDigest
-		conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
-		conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
-		if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
-			return bookkeepingFailed(fmt.Errorf("writing the progress of the rollout: %w", err))
-		}
+	s.obj.Status.LastAttemptedInputs = s.inputsDigest
+	conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
+	conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
+	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
+		return bookkeepingFailed(fmt.Errorf("writing the progress of the rollout: %w", err))
 	}
 
 	for _, plan := range s.plans {
@@ -197,7 +158,7 @@ func (s *run) execute(ctx context.Context) error {
 			return errSuperseded
 		}
 		if err := s.applyStage(ctx, mgr, plan); err != nil {
-			if s.steady || interrupted(ctx) || errors.Is(err, errSuperseded) || isBookkeeping(err) {
+			if interrupted(ctx) || errors.Is(err, errSuperseded) || isBookkeeping(err) {
 				return err
 			}
 			s.runOnFailure(ctx, plan)
@@ -210,30 +171,38 @@ func (s *run) execute(ctx context.Context) error {
 	if err := s.teardownRemovedStages(ctx, mgr); err != nil {
 		return err
 	}
-	if !s.steady {
-		if err := s.saveSnapshot(ctx); err != nil {
+	if err := s.saveSnapshot(ctx); err != nil {
+		return err
+	}
+	return s.succeeded()
+}
+
+// reassert re-applies (or, in Warn mode, diffs) what the last run applied,
+// stage by stage: a failure is reported, never rolled back.
+func (s *run) reassert(ctx context.Context, mgr *apply.Manager) error {
+	plans, err := s.stages(ctx)
+	if err != nil {
+		return err
+	}
+	for _, plan := range plans {
+		if s.tracked.isSuperseded() {
+			return errSuperseded
+		}
+		if err := s.reassertStage(ctx, mgr, plan); err != nil {
 			return err
 		}
 	}
+	if err := s.teardownRemovedStages(ctx, mgr); err != nil {
+		return err
+	}
+	return s.succeeded()
+}
 
+// succeeded records that the run's revision set and inputs are applied.
+func (s *run) succeeded() error {
 	s.applied = true
 	s.obj.Status.LastAppliedRevision = s.revision
 	s.obj.Status.LastAppliedRevisions = s.revisions
-	s.obj.Status.LastAppliedInputs = s.inputsDigest
-	return nil
-}
-
-// countsDrift tells whether what the run creates or configures is drift:
-// it re-asserts objects already applied at the same revision set.
-func (s *run) countsDrift() bool {
-	return s.steady || !s.update
-}
-
-// appliedSteady ends a steady-state run that applies nothing (drift
-// detection disabled): the last applied state stands.
-func (s *run) appliedSteady() error {
-	s.applied = true
-	s.obj.Status.PendingUpdate = nil
 	s.obj.Status.LastAppliedInputs = s.inputsDigest
 	return nil
 }
@@ -293,16 +262,16 @@ type stageInput struct {
 }
 
 // loadInputs gathers what every stage is built from, reading the
-// substituteFrom ConfigMaps and Secrets, and sets s.inputsDigest, the
-// digest of them all.
-func (s *run) loadInputs(ctx context.Context, resolved map[string]*source.Resolved) ([]stageInput, error) {
+// substituteFrom ConfigMaps and Secrets, into s.inputs, and their digest
+// into s.inputsDigest.
+func (s *run) loadInputs(ctx context.Context, resolved map[string]*source.Resolved) error {
 	inputs := make([]stageInput, 0, len(s.obj.Spec.Stages))
 	digest := sha256.New()
 	for _, stage := range s.obj.Spec.Stages {
 		ref, _ := s.obj.GetStageSourceRef(stage) // Validate checked every stage has one
 		vars, err := build.LoadVariables(ctx, s.r.APIReader, s.obj.Namespace, stage.PostBuild)
 		if err != nil {
-			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
+			return failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 		}
 		in := stageInput{stage: stage, artifact: resolved[ref.String()].Artifact, input: build.Input{
 			Path:            stage.GetPath(),
@@ -317,16 +286,20 @@ func (s *run) loadInputs(ctx context.Context, resolved map[string]*source.Resolv
 	// Keyed: the digest is kept in the status, where whoever reads the
 	// StageSet could otherwise try guesses of the Secret values it covers.
 	s.inputsDigest = s.r.Integrity.Sum("stage-inputs", s.obj.Namespace, s.obj.Name, hex.EncodeToString(digest.Sum(nil)))
-	return inputs, nil
+	s.inputs = inputs
+	return nil
 }
 
-// buildStages fetches every distinct artifact once and builds every stage
-// before anything is written: a build error, or an object claimed by two
-// stages, fails the run with nothing applied.
-func (s *run) buildStages(ctx context.Context, artifacts *source.Cache, inputs []stageInput) ([]plannedStage, error) {
-	plans := make([]plannedStage, 0, len(inputs))
+// stages builds every stage, once per run, before anything is written: a
+// build error, or an object claimed by two stages, fails the run with nothing
+// applied. Each distinct artifact is fetched once.
+func (s *run) stages(ctx context.Context) ([]plannedStage, error) {
+	if s.plans != nil {
+		return s.plans, nil
+	}
+	plans := make([]plannedStage, 0, len(s.inputs))
 	claims := map[string]string{} // object id → stage
-	for _, in := range inputs {
+	for _, in := range s.inputs {
 		stage := in.stage
 		// The last build of the stage serves when neither the artifact nor
 		// the inputs changed: no download, no kustomize run.
@@ -335,7 +308,7 @@ func (s *run) buildStages(ctx context.Context, artifacts *source.Cache, inputs [
 		if !hit {
 			input := in.input
 			var err error
-			if input.Root, err = artifacts.Get(ctx, in.artifact); err != nil {
+			if input.Root, err = s.artifact(ctx, in.artifact); err != nil {
 				return nil, failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 			}
 			if objects, err = build.Build(input); err != nil {
@@ -357,25 +330,46 @@ func (s *run) buildStages(ctx context.Context, artifacts *source.Cache, inputs [
 		}
 		plans = append(plans, plannedStage{spec: stage, revision: in.artifact.Revision, objects: objects, migrations: migrations})
 	}
+	s.plans = plans
 	return plans, nil
 }
 
 // buildActionJobs builds the Jobs of the stages' job actions (s.plans and
-// inputs are in stage order).
-func (s *run) buildActionJobs(ctx context.Context, artifacts *source.Cache, inputs []stageInput) error {
-	for i, in := range inputs {
-		if !hasJobActions(in.stage) {
+// s.inputs are in stage order).
+func (s *run) buildActionJobs(ctx context.Context) error {
+	for i, in := range s.inputs {
+		if !action.HasJobs(in.stage) {
 			continue
 		}
-		root, err := artifacts.Get(ctx, in.artifact)
+		root, err := s.artifact(ctx, in.artifact)
 		if err != nil {
 			return failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", in.stage.Name, err))
 		}
-		if s.plans[i].actionJobs, err = buildActionJobs(root, in.input.TargetNamespace, in.stage); err != nil {
+		if s.plans[i].actionJobs, err = action.BuildJobs(root, in.input.TargetNamespace, in.stage); err != nil {
 			return failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", in.stage.Name, err))
 		}
 	}
 	return nil
+}
+
+// artifact fetches an artifact into the run's cache, created on first need:
+// a run that builds nothing downloads nothing.
+func (s *run) artifact(ctx context.Context, artifact meta.Artifact) (string, error) {
+	if s.artifacts == nil {
+		cache, err := source.NewCache(s.r.Fetcher)
+		if err != nil {
+			return "", err
+		}
+		s.artifacts = cache
+	}
+	return s.artifacts.Get(ctx, artifact)
+}
+
+// closeArtifacts removes the run's artifact cache.
+func (s *run) closeArtifacts() {
+	if s.artifacts != nil {
+		_ = s.artifacts.Close()
+	}
 }
 
 // objectID names an object for messages: Kind/namespace/name (group-qualified
@@ -401,18 +395,4 @@ func equalRevisions(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-func hasJobActions(stage stagesetv1.Stage) bool {
-	if stage.Actions == nil {
-		return false
-	}
-	for _, group := range [][]stagesetv1.Action{stage.Actions.Pre, stage.Actions.Post, stage.Actions.OnFailure} {
-		for _, a := range group {
-			if a.Job != nil {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -12,54 +12,82 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/action"
 	"github.com/stageset/stageset-controller/internal/apply"
 )
 
-// applyStage applies one stage, prunes what left it, waits for its health
-// and records its inventory. The stage's budget (its timeout) covers all of
-// it. Status is patched when the stage starts, when it starts verifying and
-// when it ends, so users can watch the rollout live.
+// applyStage rolls out one stage: pending migrations and pre actions, then
+// its objects (applyObjects), then post actions. The stage's budget (its
+// timeout) covers all of it. A failure of a migration or a pre action leaves
+// the stage's objects untouched.
 func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedStage) error {
 	stage := plan.spec
-	owner := s.owner(stage.Name)
 	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
 	defer cancel()
-	opts := apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules(), Reassert: s.steady}
 
-	if s.steady && s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionWarn {
-		// Warn: a server-side dry-run tells what drifted; nothing is written.
-		changeSet, err := mgr.Diff(ctx, owner, plan.objects, opts)
+	ranNow := map[string]bool{}
+	if err := s.migrate(ctx, stage, plan, ranNow); err != nil {
+		return err
+	}
+	if stage.Actions != nil {
+		if err := s.runActions(ctx, plan, action.GroupPre, stage.Actions.Pre, &s.stageStatus(stage.Name).PreActionsRevision); err != nil {
+			return s.failStage(ctx, stage.Name, err)
+		}
+	}
+	applied, err := s.applyObjects(ctx, mgr, plan, apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()})
+	if err != nil {
+		return err
+	}
+	// Post actions, once per revision: the stage is Ready only after them.
+	if stage.Actions != nil {
+		if err := s.runActions(ctx, plan, action.GroupPost, stage.Actions.Post, &s.stageStatus(stage.Name).PostActionsRevision); err != nil {
+			return s.failStage(ctx, stage.Name, err)
+		}
+	}
+	s.cleanupMigrationJobs(ctx, stage, ranNow)
+	return s.stageReady(ctx, plan, applied)
+}
+
+// reassertStage re-asserts one stage of a steady run: its objects are
+// applied again, or in Warn mode diffed by a server-side dry-run that writes
+// nothing. No migration or action runs.
+func (s *run) reassertStage(ctx context.Context, mgr *apply.Manager, plan plannedStage) error {
+	stage := plan.spec
+	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
+	defer cancel()
+	opts := apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules(), Reassert: true}
+	if s.obj.GetDriftDetectionMode() == stagesetv1.DriftDetectionWarn {
+		changeSet, err := mgr.Diff(ctx, s.owner(stage.Name), plan.objects, opts)
 		if err != nil {
 			return s.failStage(ctx, stage.Name, fmt.Errorf("drift detection: %w", err))
 		}
 		s.detected.record(stage.Name, changeSet)
 		return nil
 	}
-
-	// Pending migrations, then pre actions: a failure of either leaves the
-	// stage's objects untouched.
-	ranNow := map[string]bool{}
-	if !s.steady {
-		if err := s.migrate(ctx, stage, plan, ranNow); err != nil {
-			return err
-		}
+	applied, err := s.applyObjects(ctx, mgr, plan, opts)
+	if err != nil {
+		return err
 	}
-	if stage.Actions != nil && !s.steady {
-		if err := s.runActions(ctx, plan, "pre", stage.Actions.Pre, &s.stageStatus(stage.Name).PreActionsRevision); err != nil {
-			return s.failStage(ctx, stage.Name, err)
-		}
-	}
+	return s.stageReady(ctx, plan, applied)
+}
 
+// applyObjects applies a stage's objects, prunes what left the stage, waits
+// for their health and records the stage's inventory; it returns how many
+// objects the stage now has. Status is patched when the stage starts
+// applying and when it starts verifying, so users can watch a rollout live.
+func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan plannedStage, opts apply.ApplyOptions) (int, error) {
+	stage := plan.spec
+	owner := s.owner(stage.Name)
 	// status.stages is only touched through s.stageStatus(name): each patch
 	// below re-decodes the StageSet.
 	s.stageStatus(stage.Name).Revision = plan.revision
 	s.setPhase(stage.Name, stagesetv1.StagePhaseApplying, fmt.Sprintf("Applying %d objects", len(plan.objects)))
 	if err := s.patchProgress(ctx, "Applying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
-		return err
+		return 0, err
 	}
 
 	changeSet, err := mgr.Apply(ctx, owner, plan.objects, opts)
-	if s.countsDrift() {
+	if s.kind.countsDrift() {
 		s.corrected.record(stage.Name, changeSet)
 	}
 	if err != nil {
@@ -69,19 +97,19 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 			status := s.stageStatus(stage.Name)
 			status.Inventory = apply.MergeInventories(status.Inventory, apply.NewInventory(changeSet))
 		}
-		return s.failStage(ctx, stage.Name, fmt.Errorf("apply: %w", err))
+		return 0, s.failStage(ctx, stage.Name, fmt.Errorf("apply: %w", err))
 	}
 	newInventory := apply.NewInventory(changeSet)
 
 	pruneErr := s.prune(ctx, mgr, owner, stage, s.stageStatus(stage.Name).Inventory, newInventory)
 	s.stageStatus(stage.Name).Inventory = newInventory
 	if pruneErr != nil {
-		return s.failStage(ctx, stage.Name, pruneErr)
+		return 0, s.failStage(ctx, stage.Name, pruneErr)
 	}
 
 	s.setPhase(stage.Name, stagesetv1.StagePhaseVerifying, "Waiting for health")
 	if err := s.patchProgress(ctx, "Verifying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
-		return err
+		return 0, err
 	}
 	// The health wait is what a newer revision may cut short.
 	waitCtx, endWait := s.tracked.wait(ctx)
@@ -90,30 +118,23 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		err = s.failStage(waitCtx, stage.Name, fmt.Errorf("health check: %w", err))
 	}
 	endWait()
-	if err != nil {
-		return err
-	}
-	// Post actions, once per revision: the stage is Ready only after them.
-	if stage.Actions != nil && !s.steady {
-		if err := s.runActions(ctx, plan, "post", stage.Actions.Post, &s.stageStatus(stage.Name).PostActionsRevision); err != nil {
-			return s.failStage(ctx, stage.Name, err)
-		}
-	}
+	return len(newInventory.Entries), err
+}
 
-	if !s.steady {
-		s.cleanupMigrationJobs(ctx, stage, ranNow)
-	}
-	s.setPhase(stage.Name, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", len(newInventory.Entries), plan.revision))
-	s.r.Metrics.RecordStageApplied(s.obj.Namespace, s.obj.Name, stage.Name)
-	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, stage.Name, true)
-	return s.patchProgress(ctx, "Applied stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages))
+// stageReady marks a stage applied, verified and Ready.
+func (s *run) stageReady(ctx context.Context, plan plannedStage, objects int) error {
+	name := plan.spec.Name
+	s.setPhase(name, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", objects, plan.revision))
+	s.r.Metrics.RecordStageApplied(s.obj.Namespace, s.obj.Name, name)
+	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, name, true)
+	return s.patchProgress(ctx, "Applied stage %q (%d/%d)", name, s.stageIndex(name)+1, len(s.obj.Spec.Stages))
 }
 
 // patchProgress publishes the run's progress at a stage boundary, so users
 // can watch a rollout live. Steady-state runs publish nothing: their status
 // does not change unless something fails.
 func (s *run) patchProgress(ctx context.Context, format string, args ...any) error {
-	if s.steady {
+	if !s.kind.rollsOut() {
 		return nil
 	}
 	conditions.MarkReconciling(s.obj, meta.ProgressingReason, format, args...)

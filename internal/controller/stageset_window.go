@@ -13,28 +13,21 @@ import (
 	"github.com/stageset/stageset-controller/internal/window"
 )
 
-// gateRollout holds a new revision set while no update window is open (SPEC
-// §5). It returns true when the rollout is deferred: status.pendingUpdate is
-// set, the deferral is announced once per revision set, and the run keeps
-// re-asserting the last good snapshot instead. A forceAt token lets the
-// rollout through once.
-func (s *run) gateRollout(ctx context.Context, mgr *apply.Manager) (deferred bool, err error) {
+// deferRollout holds a change while no update window is open (SPEC §5):
+// status.pendingUpdate names it, the deferral is announced once per revision
+// set, and the run re-asserts the last good snapshot instead.
+func (s *run) deferRollout(ctx context.Context, mgr *apply.Manager) error {
 	schedule, err := window.Parse(s.obj.Spec.UpdateWindows)
-	if err != nil {
-		return false, stalled(stagesetv1.InvalidSpecReason, fmt.Errorf("invalid update window: %w", err))
+	if err != nil { // decide parsed them
+		return stalled(stagesetv1.InvalidSpecReason, fmt.Errorf("invalid update window: %w", err))
 	}
-	now := s.r.now()
-	if s.forced || schedule.Open(now) {
-		return false, nil
-	}
-
-	next, ok := schedule.NextOpening(now)
+	next, ok := schedule.NextOpening(s.r.now())
 	pending := &stagesetv1.PendingUpdate{Revisions: s.revisions}
 	if ok {
 		pending.NextWindowOpens = &metav1.Time{Time: next}
 		s.deferredUntil = next
 	}
-	if s.previousPending == nil || !equalRevisions(s.previousPending.Revisions, s.revisions) {
+	if previous := s.obj.Status.PendingUpdate; previous == nil || !equalRevisions(previous.Revisions, s.revisions) {
 		// Once per deferred revision set, not per run. With nothing applied
 		// yet, the Ready transition to UpdateDeferred is the event.
 		s.r.Metrics.RecordUpdateDeferred(s.obj.Namespace, s.obj.Name)
@@ -45,7 +38,10 @@ func (s *run) gateRollout(ctx context.Context, mgr *apply.Manager) (deferred boo
 	s.obj.Status.PendingUpdate = pending
 	// The source already serves the new revision: drift correction goes on
 	// from what was last applied.
-	return true, s.reassertSnapshot(ctx, mgr)
+	if err := s.reassertSnapshot(ctx, mgr); err != nil {
+		return err
+	}
+	return s.deferral()
 }
 
 // deferral is the outcome of a deferred run: Ready stays True at the applied
@@ -77,28 +73,4 @@ func opening(next time.Time, ok bool) string {
 		return "no update window opens within a year"
 	}
 	return "the next update window opens at " + next.UTC().Format(time.RFC3339)
-}
-
-// changesWhatIsApplied tells whether the run would change the cluster: a new
-// revision set, or built objects that differ from the last good snapshot
-// (the spec changed stages, patches, substitutions...).
-func (s *run) changesWhatIsApplied(ctx context.Context) (bool, error) {
-	if s.newRevisions {
-		return true, nil
-	}
-	snap, err := s.lastSnapshot(ctx)
-	if err != nil || snap == nil || len(snap.Stages) != len(s.plans) {
-		// Without a readable snapshot, treat the run as a change.
-		return true, nil
-	}
-	for i, plan := range s.plans {
-		if snap.Stages[i].Name != plan.spec.Name {
-			return true, nil
-		}
-		same, err := snap.Stages[i].Matches(plan.objects, s.owner(plan.spec.Name).SetLabels)
-		if err != nil || !same {
-			return true, err
-		}
-	}
-	return false, nil
 }
