@@ -16,6 +16,7 @@ type Recorder struct {
 	stageReady   *prometheus.GaugeVec
 	drift        *prometheus.CounterVec
 	deferred     *prometheus.CounterVec
+	certRenewal  prometheus.Counter
 }
 
 var defaultRecorder = newRecorder()
@@ -42,6 +43,10 @@ func newRecorder() *Recorder {
 			Name: "stageset_update_deferred_total",
 			Help: "Rollouts held by a closed update window, once per deferred revision set.",
 		}, []string{"namespace", "name"}),
+		certRenewal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stageset_webhook_cert_renewal_failures_total",
+			Help: "Failed attempts of the leader to check and renew the self-signed webhook certificate.",
+		}),
 	}
 }
 
@@ -50,7 +55,7 @@ func init() {
 }
 
 func (r *Recorder) collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.reconciles, r.stageApplied, r.stageReady, r.drift, r.deferred}
+	return []prometheus.Collector{r.reconciles, r.stageApplied, r.stageReady, r.drift, r.deferred, r.certRenewal}
 }
 
 // Default returns the recorder registered on the controller-runtime registry.
@@ -86,6 +91,12 @@ func (r *Recorder) RecordDriftCorrected(namespace, name, stage string, objects i
 // RecordUpdateDeferred counts a rollout deferred by a closed window.
 func (r *Recorder) RecordUpdateDeferred(namespace, name string) {
 	r.deferred.WithLabelValues(namespace, name).Inc()
+}
+
+// WebhookCertRenewalFailures returns the counter of failed webhook
+// certificate renewal attempts, which internal/webhook/certs increments.
+func (r *Recorder) WebhookCertRenewalFailures() prometheus.Counter {
+	return r.certRenewal
 }
 
 // DeleteStage removes the series of a stage that left the StageSet.

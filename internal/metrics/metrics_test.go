@@ -40,6 +40,9 @@ stageset_update_deferred_total{name="shop",namespace="apps"} 1
 # TYPE stageset_stage_ready gauge
 stageset_stage_ready{namespace="apps",stage="db",stageset="shop"} 1
 stageset_stage_ready{namespace="apps",stage="web",stageset="shop"} 0
+# HELP stageset_webhook_cert_renewal_failures_total Failed attempts of the leader to check and renew the self-signed webhook certificate.
+# TYPE stageset_webhook_cert_renewal_failures_total counter
+stageset_webhook_cert_renewal_failures_total 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
@@ -51,6 +54,9 @@ stageset_stage_ready{namespace="apps",stage="web",stageset="shop"} 0
 # HELP stageset_reconcile_total StageSet reconciles by terminal Ready reason.
 # TYPE stageset_reconcile_total counter
 stageset_reconcile_total{name="other",namespace="apps",reason="StageFailed"} 1
+# HELP stageset_webhook_cert_renewal_failures_total Failed attempts of the leader to check and renew the self-signed webhook certificate.
+# TYPE stageset_webhook_cert_renewal_failures_total counter
+stageset_webhook_cert_renewal_failures_total 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
