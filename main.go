@@ -36,6 +36,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/scheme"
+	"github.com/stageset/stageset-controller/internal/runbook"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/version"
@@ -185,6 +186,7 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		Metrics:                   metrics.Default(),
 		StatusManager:             controller.StatusManager,
 		DependencyRequeueInterval: opts.requeueDependency,
+		Runbooks:                  runbook.NewLinks(opts.runbookBaseURL),
 	}
 	if err := reconciler.SetupWithManager(ctx, mgr, controller.Options{
 		RateLimiter: runtimectrl.GetRateLimiter(opts.rateLimiterOptions),

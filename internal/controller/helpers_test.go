@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/runbook"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
@@ -121,14 +123,33 @@ func readyReason(g Gomega, obj *stagesetv1.StageSet) func() string {
 	}
 }
 
-// eventuallyReady waits for Ready=True Succeeded and checks kstatus
-// conformance of the status.
+// testRunbookBase is the --runbook-base-url of the test reconciler.
+const testRunbookBase = "https://runbooks.test/stageset"
+
+// eventuallyReason waits for the Ready status and reason ("False/BuildFailed"),
+// and checks kstatus conformance of the status and the runbook link of the
+// Ready message.
 func eventuallyReason(t *testing.T, g Gomega, obj *stagesetv1.StageSet, want string) {
 	t.Helper()
 	g.Eventually(readyReason(g, obj), timeout, poll).Should(Equal(want), func() string {
 		return fmt.Sprintf("Ready message: %q", conditions.GetMessage(obj, meta.ReadyCondition))
 	})
 	checkStatus(g, obj)
+	checkRunbookLink(g, obj)
+}
+
+// checkRunbookLink checks that the Ready message ends with the runbook link
+// of its reason exactly once when the reason calls for action, and has none
+// otherwise (Succeeded, Suspended, Progressing).
+func checkRunbookLink(g Gomega, obj *stagesetv1.StageSet) {
+	reason, message := conditions.GetReason(obj, meta.ReadyCondition), conditions.GetMessage(obj, meta.ReadyCondition)
+	if !slices.Contains(runbook.Reasons, reason) {
+		g.Expect(message).NotTo(ContainSubstring("(runbook: "), "reason %s calls for no runbook", reason)
+		return
+	}
+	link := " (runbook: " + testRunbookBase + "/" + strings.ToLower(reason) + "/)"
+	g.Expect(message).To(HaveSuffix(link))
+	g.Expect(strings.Count(message, "(runbook: ")).To(Equal(1), "one link in %q", message)
 }
 
 // checkStatus runs fluxcd/pkg/runtime/conditions/check (kstatus conformance).

@@ -25,6 +25,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/integrity"
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/migration"
+	"github.com/stageset/stageset-controller/internal/runbook"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 )
@@ -92,6 +93,10 @@ type StageSetReconciler struct {
 	// DependencyRequeueInterval is how soon a StageSet waiting on a source or
 	// a dependency is checked again.
 	DependencyRequeueInterval time.Duration
+
+	// Runbooks links the Ready message of an actionable reason, and its
+	// Warning event, to its runbook (--runbook-base-url).
+	Runbooks runbook.Links
 
 	// Integrity keys the digest of stage inputs kept in the status
 	// (status.lastAppliedInputs), so that it tells nothing about the
@@ -211,7 +216,7 @@ func (r *StageSetReconciler) reportPanic(ctx context.Context, obj *stagesetv1.St
 	err := fmt.Errorf("internal error: reconcile panicked: %v", p)
 	log.FromContext(ctx).Error(err, "recovered a panic", "stack", string(debug.Stack()))
 	before := readyOf(obj)
-	conditions.MarkFalse(obj, meta.ReadyCondition, stagesetv1.ReconciliationFailedReason, "%s", err.Error())
+	r.markNotReady(obj, stagesetv1.ReconciliationFailedReason, err.Error())
 	conditions.Delete(obj, meta.ReconcilingCondition)
 	obj.Status.ObservedGeneration = obj.Generation
 	r.Metrics.RecordReconcile(obj.Namespace, obj.Name, stagesetv1.ReconciliationFailedReason)

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -46,7 +44,7 @@ func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.Stage
 				r.eventf(obj, obj.Status.LastAppliedRevision, corev1.EventTypeWarning, stagesetv1.TeardownAbandonedReason,
 					"Teardown abandoned, the objects stay in the cluster: %s; left: %s", err, leftObjects(obj))
 			} else {
-				conditions.MarkFalse(obj, meta.ReadyCondition, stagesetv1.StageFailedReason, "%s", err.Error())
+				r.markNotReady(obj, stagesetv1.StageFailedReason, err.Error())
 				if perr := r.patchStatus(ctx, obj, patcher); perr != nil {
 					err = errors.Join(err, perr)
 				}

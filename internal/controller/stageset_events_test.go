@@ -45,6 +45,9 @@ func TestEventsReachNotificationControllerOncePerChange(t *testing.T) {
 		Should(Equal([]string{"info/Succeeded", "error/StageFailed"}))
 	failedEv := notifications.For(ns, "app")[1]
 	g.Expect(failedEv.Message).To(HavePrefix(`stage "a" failed: `))
+	stageFailedLink := " (runbook: " + testRunbookBase + "/stagefailed/)"
+	g.Expect(failedEv.Message).To(HaveSuffix(stageFailedLink), "the Flux event links the runbook")
+	g.Expect(notifications.For(ns, "app")[0].Message).NotTo(ContainSubstring("runbook"))
 	g.Expect(failedEv.Metadata).To(HaveKeyWithValue("stageset.io/revision", "rev-2"))
 
 	// A new good revision: Succeeded again.
@@ -59,6 +62,9 @@ func TestEventsReachNotificationControllerOncePerChange(t *testing.T) {
 	for _, e := range list.Items {
 		if e.InvolvedObject.Name == "app" {
 			kube = append(kube, e.Type+"/"+e.Reason)
+			if e.Type == corev1.EventTypeWarning {
+				g.Expect(e.Message).To(HaveSuffix(stageFailedLink), "the Kubernetes event links the runbook")
+			}
 		}
 	}
 	g.Expect(strings.Join(kube, ",")).To(ContainSubstring("Warning/StageFailed"))

@@ -45,7 +45,7 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 		obj.Status.ObservedGeneration = obj.Generation
 	} else {
 		re := asRunError(runErr, stagesetv1.StageFailedReason)
-		conditions.MarkFalse(obj, meta.ReadyCondition, re.reason, "%s", re.Error())
+		r.markNotReady(obj, re.reason, re.Error())
 		// The run acted on this generation, even if it failed: kstatus then
 		// reports the failure instead of a generation still in progress.
 		obj.Status.ObservedGeneration = obj.Generation
@@ -135,9 +135,21 @@ func (r *StageSetReconciler) event(obj *stagesetv1.StageSet, revision string, re
 }
 
 // eventf emits an event of obj for Kubernetes and notification-controller,
-// annotated with the revision it is about.
+// annotated with the revision it is about. A Warning whose reason has a
+// runbook links to it, as the Ready message does.
 func (r *StageSetReconciler) eventf(obj *stagesetv1.StageSet, revision, eventType, reason, format string, args ...any) {
-	r.EventRecorder.AnnotatedEventf(obj, nil, revisionAnnotations(revision), eventType, reason, "Reconcile", format, args...)
+	message := fmt.Sprintf(format, args...)
+	if eventType == corev1.EventTypeWarning {
+		message = r.Runbooks.Annotate(reason, message)
+	}
+	r.EventRecorder.AnnotatedEventf(obj, nil, revisionAnnotations(revision), eventType, reason, "Reconcile", "%s", message)
+}
+
+// markNotReady sets Ready=False with the reason and the message, ending with
+// the runbook link of the reason exactly once (a message carried over from
+// the last run keeps one link).
+func (r *StageSetReconciler) markNotReady(obj *stagesetv1.StageSet, reason, message string) {
+	conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", r.Runbooks.Annotate(reason, message))
 }
 
 // revisionAnnotations carries the revision to notification-controller.

@@ -32,7 +32,7 @@ func TestPanicIsReportedAsReadyFalse(t *testing.T) {
 	create(t, obj)
 
 	eventuallyReason(t, g, obj, "False/"+stagesetv1.ReconciliationFailedReason)
-	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(Equal("internal error: reconcile panicked: the test clock panicked"))
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(HavePrefix("internal error: reconcile panicked: the test clock panicked (runbook: "))
 	g.Expect(conditions.Has(obj, meta.ReconcilingCondition)).To(BeFalse(), "no status stuck at Reconciling")
 	g.Eventually(func() int { return len(eventsWithReason(ns, "app", stagesetv1.ReconciliationFailedReason)) }, timeout, poll).Should(Equal(1))
 	g.Expect(exists("v1", "ConfigMap", ns, "cm")()).To(BeFalse())

@@ -41,6 +41,8 @@ func TestFailedRolloutRollsBackAndIsHeld(t *testing.T) {
 	obj.Spec.TargetNamespace = ns
 	obj.Spec.RollbackOnFailure = true
 	obj.Spec.DriftDetectionInterval = &metav1.Duration{Duration: 2 * time.Second}
+	// The first held run comes a second after the rollback.
+	obj.Spec.RetryInterval = &metav1.Duration{Duration: time.Second}
 	create(t, obj)
 	eventuallyReason(t, g, obj, "True/Succeeded")
 
@@ -71,6 +73,9 @@ func TestFailedRolloutRollsBackAndIsHeld(t *testing.T) {
 	g.Consistently(func() string { get(g, gate); return gate.Data["state"] }, "6s", poll).Should(Equal("fine"))
 	g.Expect(readyReason(g, obj)()).To(Equal("False/RolledBack"))
 	g.Expect(eventsWithReason(ns, "app", stagesetv1.RolledBackReason)).To(HaveLen(1), "no apply/rollback loop")
+	// Each held run carries the message over: its runbook link stays one.
+	checkRunbookLink(g, obj)
+	g.Expect(eventsWithReason(ns, "app", stagesetv1.RolledBackReason)[0].Message).To(HaveSuffix(" (runbook: " + testRunbookBase + "/rolledback/)"))
 
 	// A new revision rolls out normally.
 	src.publish("rev-3", files{

@@ -20,6 +20,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/integrity"
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/migration"
+	"github.com/stageset/stageset-controller/internal/runbook"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/testenv"
@@ -81,6 +82,9 @@ func setupReconciler(mgr ctrl.Manager) error {
 			return time.Now().Add(time.Duration(clockShift.Load()))
 		},
 		DependencyRequeueInterval: time.Second,
+		// Every Ready message the tests reach is checked for its runbook
+		// link (eventuallyReason).
+		Runbooks: runbook.NewLinks(testRunbookBase),
 		NoCrossNamespaceRefs:      true, // as multi-tenant installs run (stageset_dependencies_test.go)
 	}
 	reconciler = r
