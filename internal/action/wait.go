@@ -38,6 +38,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// CompileWaitExpr compiles the expr of a wait action over `self`, the
+// target object. The admission webhook compiles it the same way.
+func CompileWaitExpr(expr string) (*cel.Expression, error) {
+	return cel.NewExpression(expr, cel.WithCompile(), cel.WithStructVariables("self"))
+}
+
 // waitFor polls the target every pollInterval until expr, evaluated with
 // self bound to the object, is true.
 //
@@ -46,7 +52,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // be created, its CRD installed or its status filled later. The last such reason is reported
 // when the timeout ends the wait, so the user sees why it never held.
 func (r *Runner) waitFor(ctx context.Context, ref stagesetv1.ObjectReference, expr string) error {
-	e, err := cel.NewExpression(expr, cel.WithCompile(), cel.WithStructVariables("self"))
+	e, err := CompileWaitExpr(expr)
 	if err != nil {
 		return fmt.Errorf("invalid expr: %w", err)
 	}

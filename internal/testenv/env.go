@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	uberzap "go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/stageset/stageset-controller/internal/scheme"
 )
@@ -96,8 +99,15 @@ func CRDPathsFor(root string) []string {
 
 // Start starts etcd and kube-apiserver, installs the CRDs and the artifact
 // server. Call Stop when done, typically from TestMain.
-func Start() (*Environment, error) {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(zapcore.Level(logLevel())), zap.StacktraceLevel(zapcore.PanicLevel)))
+func Start() (*Environment, error) { return StartWithWebhooks() }
+
+// StartWithWebhooks is Start with validating webhook configurations
+// registered in the API server. envtest points each webhook whose
+// clientConfig names a service path at the manager's webhook server, on
+// loopback with a certificate of its own, which StartManager configures.
+func StartWithWebhooks(hooks ...*admissionregistrationv1.ValidatingWebhookConfiguration) (*Environment, error) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(zapcore.Level(logLevel())), zap.StacktraceLevel(zapcore.PanicLevel),
+		zap.RawZapOpts(uberzap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, Logs.core()) }))))
 
 	assets, err := AssetsDir()
 	if err != nil {
@@ -109,6 +119,7 @@ func Start() (*Environment, error) {
 			BinaryAssetsDirectory: assets,
 			CRDDirectoryPaths:     CRDPaths(),
 			ErrorIfCRDPathMissing: true,
+			WebhookInstallOptions: envtest.WebhookInstallOptions{ValidatingWebhooks: hooks},
 		},
 	}
 	// The bed's own client also reads CRDs, which the controller never does.
@@ -137,11 +148,17 @@ func (e *Environment) StartManager(setup func(mgr ctrl.Manager) error) error {
 	if e.stopMgr != nil {
 		return errors.New("a manager is already running")
 	}
-	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-	})
+	}
+	if w := e.env.WebhookInstallOptions; len(w.ValidatingWebhooks) > 0 {
+		opts.WebhookServer = webhook.NewServer(webhook.Options{
+			Host: w.LocalServingHost, Port: w.LocalServingPort, CertDir: w.LocalServingCertDir,
+		})
+	}
+	mgr, err := ctrl.NewManager(e.Config, opts)
 	if err != nil {
 		return err
 	}

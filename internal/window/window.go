@@ -1,9 +1,12 @@
 package window
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -69,18 +72,53 @@ func compile(uw stagesetv1.UpdateWindow) (window, error) {
 	if err != nil {
 		return window{}, err
 	}
-	spec, err := parseCron(uw.Schedule, loc)
+	spec, err := compileSchedule(uw.Schedule, loc)
 	if err != nil {
 		return window{}, fmt.Errorf("invalid schedule %q: %w", uw.Schedule, err)
+	}
+	return window{starts: spec, duration: uw.Duration.Duration}, nil
+}
+
+// compileSchedule parses a window's schedule in loc and refuses one that
+// never starts a window.
+func compileSchedule(expr string, loc *time.Location) (cronSpec, error) {
+	spec, err := parseCron(expr, loc)
+	if err != nil {
+		return cronSpec{}, err
 	}
 	// A schedule of dates that do not exist (30 February) parses but never
 	// starts a window: an Allow window that would hold updates forever, or
 	// a Deny window that does nothing. Eight years cover every date there
 	// is, 29 February included.
 	if _, ok := spec.firstStart(neverReference, neverReference.AddDate(8, 0, 0)); !ok {
-		return window{}, fmt.Errorf("invalid schedule %q: it never starts a window (no such date)", uw.Schedule)
+		return cronSpec{}, errors.New("it never starts a window (no such date)")
 	}
-	return window{starts: spec, duration: uw.Duration.Duration}, nil
+	return spec, nil
+}
+
+// Validate checks one update window by the rules of Parse, but reports every
+// problem at once, each at its own field under path, so that the admission
+// webhook and the reconciler can point at the bad field: a bad time zone and
+// a bad schedule in one window are two errors. A schedule is checked in UTC
+// when the zone does not load: whether it parses does not depend on the zone.
+func Validate(uw stagesetv1.UpdateWindow, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if uw.Type != stagesetv1.UpdateWindowAllow && uw.Type != stagesetv1.UpdateWindowDeny {
+		errs = append(errs, field.NotSupported(path.Child("type"), uw.Type,
+			[]string{stagesetv1.UpdateWindowAllow, stagesetv1.UpdateWindowDeny}))
+	}
+	if uw.Duration.Duration <= 0 {
+		errs = append(errs, field.Invalid(path.Child("duration"), uw.Duration.String(), "must be greater than zero"))
+	}
+	loc, err := loadZone(uw.TimeZone)
+	if err != nil {
+		errs = append(errs, field.Invalid(path.Child("timeZone"), uw.TimeZone, err.Error()))
+		loc = time.UTC
+	}
+	if _, err := compileSchedule(uw.Schedule, loc); err != nil {
+		errs = append(errs, field.Invalid(path.Child("schedule"), uw.Schedule, err.Error()))
+	}
+	return errs
 }
 
 // neverReference is where the check for schedules that never fire starts.
