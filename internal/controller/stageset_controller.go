@@ -127,6 +127,16 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
+	// The gotk_* series of the Flux controllers, for a StageSet that still
+	// exists when the reconcile ends (panics included: this runs after the
+	// recovery below).
+	start := time.Now()
+	defer func() {
+		if obj.DeletionTimestamp.IsZero() || controllerutil.ContainsFinalizer(obj, stagesetv1.StageSetFinalizer) {
+			r.Metrics.RecordFlux(obj, start)
+		}
+	}()
+
 	patcher := newObjectPatcher(r.Client, r.StatusManager, obj)
 	// A panic is a bug of the controller, never of the StageSet: the run
 	// ends Ready=False with the panic's message instead of a status stuck

@@ -97,7 +97,23 @@ func (r *StageSetReconciler) finishRun(ctx context.Context, s *run, before ready
 		r.event(obj, s.revision, after)
 	}
 	r.Metrics.RecordReconcile(obj.Namespace, obj.Name, after.reason)
+	news := transition || failureChanged || rolledOut || !s.corrected.empty() || !s.detected.empty()
+	logFinished(ctx, s, after.reason, result.RequeueAfter, news)
 	return result, nil
+}
+
+// logFinished logs the end of a run as the Flux controllers do
+// ("Reconciliation finished in 1.2s, next run in 10m0s"), with the revision
+// and the result. A steady run with nothing to tell (no drift, no change of
+// Ready) logs at debug level only, so that the info log of a quiet fleet
+// stays quiet.
+func logFinished(ctx context.Context, s *run, result string, next time.Duration, news bool) {
+	logger := log.FromContext(ctx)
+	if s.kind == kindSteady && !news {
+		logger = logger.V(1)
+	}
+	logger.Info(fmt.Sprintf("Reconciliation finished in %s, next run in %s", time.Since(s.started).Round(time.Millisecond), next.Round(time.Second)),
+		"revision", s.revision, "result", result, "kind", s.kind.String())
 }
 
 // retryBookkeeping ends a run whose own records could not be written: it

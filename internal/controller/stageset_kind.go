@@ -17,8 +17,11 @@ import (
 type runKind int
 
 const (
+	// kindUndecided is a run that ended before it knew what it was (invalid
+	// spec, a dependency or a source not ready).
+	kindUndecided runKind = iota
 	// kindFirstRollout rolls out a StageSet that has nothing applied yet.
-	kindFirstRollout runKind = iota
+	kindFirstRollout
 	// kindUpdate rolls out a change of what is applied: a new revision set,
 	// or a spec or input change that changes the built objects.
 	kindUpdate
@@ -41,7 +44,7 @@ const (
 )
 
 func (k runKind) String() string {
-	return [...]string{"first rollout", "update", "reapply", "steady", "held", "deferred"}[k]
+	return [...]string{"undecided", "first rollout", "update", "reapply", "steady", "held", "deferred"}[k]
 }
 
 // rollsOut tells whether the run applies the built stages as a rollout:
@@ -72,12 +75,12 @@ func (s *run) decide(ctx context.Context) (runKind, error) {
 	// The stages are built before a change is gated, so that a broken
 	// revision is reported while its window is still closed.
 	if _, err := s.stages(ctx); err != nil {
-		return 0, err
+		return kindUndecided, err
 	}
 	changed, err := s.changesWhatIsApplied(ctx)
 	switch {
 	case err != nil:
-		return 0, err
+		return kindUndecided, err
 	case !changed && asLastSuccess:
 		// The inputs changed, but not what they build.
 		return kindSteady, nil
@@ -85,7 +88,7 @@ func (s *run) decide(ctx context.Context) (runKind, error) {
 		return kindReapply, nil
 	}
 	if open, err := s.windowOpen(); err != nil {
-		return 0, err
+		return kindUndecided, err
 	} else if !open {
 		return kindDeferred, nil
 	}

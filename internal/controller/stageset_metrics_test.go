@@ -23,9 +23,12 @@ func series(g Gomega, name string, want map[string]string) []float64 {
 		}
 		for _, m := range f.Metric {
 			if hasLabels(m, want) {
-				if f.GetType() == dto.MetricType_GAUGE {
+				switch f.GetType() {
+				case dto.MetricType_GAUGE:
 					out = append(out, m.GetGauge().GetValue())
-				} else {
+				case dto.MetricType_HISTOGRAM:
+					out = append(out, float64(m.GetHistogram().GetSampleCount()))
+				default:
 					out = append(out, m.GetCounter().GetValue())
 				}
 			}
@@ -61,10 +64,32 @@ func TestMetricsFollowTheStageSetAndLeaveWithIt(t *testing.T) {
 	g.Expect(series(g, "stageset_stage_ready", map[string]string{"namespace": ns, "stageset": "shop", "stage": "a"})).
 		To(ConsistOf(1.0))
 
+	// The series of every Flux controller, so Flux's dashboards see StageSets.
+	gotk := map[string]string{"kind": "StageSet", "namespace": ns, "name": "shop"}
+	with := func(extra ...string) map[string]string {
+		labels := map[string]string{}
+		for k, v := range gotk {
+			labels[k] = v
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			labels[extra[i]] = extra[i+1]
+		}
+		return labels
+	}
+	g.Eventually(func() []float64 {
+		return series(g, "gotk_reconcile_condition", with("type", "Ready", "status", "True"))
+	}, timeout, poll).Should(ConsistOf(1.0))
+	g.Expect(series(g, "gotk_reconcile_condition", with("type", "Stalled", "status", "True"))).To(ConsistOf(0.0))
+	g.Expect(series(g, "gotk_suspend_status", gotk)).To(ConsistOf(0.0))
+	g.Expect(series(g, "gotk_reconcile_duration_seconds", gotk)).To(ConsistOf(BeNumerically(">=", 1)))
+
 	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
 	g.Eventually(func() bool { return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj)) }, timeout, poll).Should(BeTrue())
 	for _, name := range []string{"stageset_reconcile_total", "stageset_stage_applied_total"} {
 		g.Expect(series(g, name, map[string]string{"namespace": ns, "name": "shop"})).To(BeEmpty(), name)
 	}
 	g.Expect(series(g, "stageset_stage_ready", map[string]string{"namespace": ns, "stageset": "shop"})).To(BeEmpty())
+	for _, name := range []string{"gotk_reconcile_condition", "gotk_suspend_status", "gotk_reconcile_duration_seconds"} {
+		g.Expect(series(g, name, gotk)).To(BeEmpty(), name)
+	}
 }

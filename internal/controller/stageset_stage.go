@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/ssa"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/action"
@@ -34,7 +36,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 			return s.failStage(ctx, stage.Name, err)
 		}
 	}
-	applied, err := s.applyObjects(ctx, mgr, plan, apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()})
+	changeSet, err := s.applyObjects(ctx, mgr, plan, apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()})
 	if err != nil {
 		return err
 	}
@@ -45,7 +47,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 		}
 	}
 	s.cleanupMigrationJobs(ctx, stage, ranNow)
-	return s.stageReady(ctx, plan, applied)
+	return s.stageReady(ctx, plan, changeSet)
 }
 
 // reassertStage re-asserts one stage of a steady run: its objects are
@@ -64,18 +66,18 @@ func (s *run) reassertStage(ctx context.Context, mgr *apply.Manager, plan planne
 		s.detected.record(stage.Name, changeSet)
 		return nil
 	}
-	applied, err := s.applyObjects(ctx, mgr, plan, opts)
+	changeSet, err := s.applyObjects(ctx, mgr, plan, opts)
 	if err != nil {
 		return err
 	}
-	return s.stageReady(ctx, plan, applied)
+	return s.stageReady(ctx, plan, changeSet)
 }
 
 // applyObjects applies a stage's objects, prunes what left the stage, waits
-// for their health and records the stage's inventory; it returns how many
-// objects the stage now has. Status is patched when the stage starts
+// for their health and records the stage's inventory; it returns what the
+// apply did. Status is patched when the stage starts
 // applying and when it starts verifying, so users can watch a rollout live.
-func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan plannedStage, opts apply.ApplyOptions) (int, error) {
+func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan plannedStage, opts apply.ApplyOptions) (*ssa.ChangeSet, error) {
 	stage := plan.spec
 	owner := s.owner(stage.Name)
 	// status.stages is only touched through s.stageStatus(name): each patch
@@ -83,7 +85,7 @@ func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan planned
 	s.stageStatus(stage.Name).Revision = plan.revision
 	s.setPhase(stage.Name, stagesetv1.StagePhaseApplying, fmt.Sprintf("Applying %d objects", len(plan.objects)))
 	if err := s.patchProgress(ctx, "Applying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
-		return 0, err
+		return nil, err
 	}
 
 	changeSet, err := mgr.Apply(ctx, owner, plan.objects, opts)
@@ -97,19 +99,19 @@ func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan planned
 			status := s.stageStatus(stage.Name)
 			status.Inventory = apply.MergeInventories(status.Inventory, apply.NewInventory(changeSet))
 		}
-		return 0, s.failStage(ctx, stage.Name, fmt.Errorf("apply: %w", err))
+		return nil, s.failStage(ctx, stage.Name, fmt.Errorf("apply: %w", err))
 	}
 	newInventory := apply.NewInventory(changeSet)
 
 	pruneErr := s.prune(ctx, mgr, owner, stage, s.stageStatus(stage.Name).Inventory, newInventory)
 	s.stageStatus(stage.Name).Inventory = newInventory
 	if pruneErr != nil {
-		return 0, s.failStage(ctx, stage.Name, pruneErr)
+		return nil, s.failStage(ctx, stage.Name, pruneErr)
 	}
 
 	s.setPhase(stage.Name, stagesetv1.StagePhaseVerifying, "Waiting for health")
 	if err := s.patchProgress(ctx, "Verifying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
-		return 0, err
+		return nil, err
 	}
 	// The health wait is what a newer revision may cut short.
 	waitCtx, endWait := s.tracked.wait(ctx)
@@ -118,16 +120,54 @@ func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan planned
 		err = s.failStage(waitCtx, stage.Name, fmt.Errorf("health check: %w", err))
 	}
 	endWait()
-	return len(newInventory.Entries), err
+	return changeSet, err
 }
 
-// stageReady marks a stage applied, verified and Ready.
-func (s *run) stageReady(ctx context.Context, plan plannedStage, objects int) error {
+// stageReady marks a stage applied, verified and Ready, and logs what the
+// apply changed: at info level when a rollout applied it or a steady run
+// corrected drift, at debug level when a steady run changed nothing.
+func (s *run) stageReady(ctx context.Context, plan plannedStage, changeSet *ssa.ChangeSet) error {
 	name := plan.spec.Name
+	objects := len(apply.NewInventory(changeSet).Entries)
+	summary, changed := summarize(changeSet)
+	logger := log.FromContext(ctx)
+	if !s.kind.rollsOut() && len(changed) == 0 {
+		logger = logger.V(1)
+	}
+	logger.Info("stage applied", "stage", name, "revision", plan.revision, "kind", s.kind.String(),
+		"changes", summary, "changed", changed)
 	s.setPhase(name, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", objects, plan.revision))
 	s.r.Metrics.RecordStageApplied(s.obj.Namespace, s.obj.Name, name)
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, name, true)
 	return s.patchProgress(ctx, "Applied stage %q (%d/%d)", name, s.stageIndex(name)+1, len(s.obj.Spec.Stages))
+}
+
+// maxLoggedChanges caps the objects a stage log line names.
+const maxLoggedChanges = 20
+
+// summarize counts the entries of a change set by action ("2 created, 1
+// configured, 5 unchanged") and names the objects created or configured
+// (at most maxLoggedChanges). Only object names go into it, never data.
+func summarize(cs *ssa.ChangeSet) (summary string, changed []string) {
+	if cs == nil {
+		return "", nil
+	}
+	counts := map[ssa.Action]int{}
+	var order []ssa.Action
+	for _, e := range cs.Entries {
+		if counts[e.Action] == 0 {
+			order = append(order, e.Action)
+		}
+		counts[e.Action]++
+		if (e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction) && len(changed) < maxLoggedChanges {
+			changed = append(changed, e.Subject+" "+string(e.Action))
+		}
+	}
+	parts := make([]string, 0, len(order))
+	for _, a := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[a], a))
+	}
+	return strings.Join(parts, ", "), changed
 }
 
 // patchProgress publishes the run's progress at a stage boundary, so users

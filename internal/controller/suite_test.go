@@ -84,8 +84,8 @@ func setupReconciler(mgr ctrl.Manager) error {
 		DependencyRequeueInterval: time.Second,
 		// Every Ready message the tests reach is checked for its runbook
 		// link (eventuallyReason).
-		Runbooks: runbook.NewLinks(testRunbookBase),
-		NoCrossNamespaceRefs:      true, // as multi-tenant installs run (stageset_dependencies_test.go)
+		Runbooks:             runbook.NewLinks(testRunbookBase),
+		NoCrossNamespaceRefs: true, // as multi-tenant installs run (stageset_dependencies_test.go)
 	}
 	reconciler = r
 	return r.SetupWithManager(context.Background(), mgr, Options{})

@@ -4,8 +4,16 @@
 package metrics
 
 import (
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
 
 // Recorder records the StageSet metrics. Its collectors are the only package
@@ -17,6 +25,10 @@ type Recorder struct {
 	drift        *prometheus.CounterVec
 	deferred     *prometheus.CounterVec
 	certRenewal  prometheus.Counter
+	// flux are the gotk_* series every Flux controller exports
+	// (gotk_reconcile_duration_seconds, gotk_reconcile_condition,
+	// gotk_suspend_status), so Flux's dashboards and alerts see StageSets.
+	flux *fluxmetrics.Recorder
 }
 
 var defaultRecorder = newRecorder()
@@ -43,6 +55,7 @@ func newRecorder() *Recorder {
 			Name: "stageset_update_deferred_total",
 			Help: "Rollouts held by a closed update window, once per deferred revision set.",
 		}, []string{"namespace", "name"}),
+		flux: fluxmetrics.NewRecorder(),
 		certRenewal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "stageset_webhook_cert_renewal_failures_total",
 			Help: "Failed attempts of the leader to check and renew the self-signed webhook certificate.",
@@ -55,7 +68,8 @@ func init() {
 }
 
 func (r *Recorder) collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.reconciles, r.stageApplied, r.stageReady, r.drift, r.deferred, r.certRenewal}
+	return append([]prometheus.Collector{r.reconciles, r.stageApplied, r.stageReady, r.drift, r.deferred, r.certRenewal},
+		r.flux.Collectors()...)
 }
 
 // Default returns the recorder registered on the controller-runtime registry.
@@ -106,8 +120,39 @@ func (r *Recorder) DeleteStage(namespace, name, stage string) {
 	r.drift.DeleteLabelValues(namespace, name, stage)
 }
 
+// fluxConditions are the conditions gotk_reconcile_condition reports, as
+// the Flux controllers do.
+var fluxConditions = []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}
+
+// RecordFlux records the gotk_* series of a finished reconcile of obj that
+// started at start: its duration, its kstatus conditions (a condition
+// absent is Unknown, as in fluxcd/pkg/runtime/controller) and whether it is
+// suspended.
+func (r *Recorder) RecordFlux(obj *stagesetv1.StageSet, start time.Time) {
+	ref := fluxRef(obj.Namespace, obj.Name)
+	r.flux.RecordDuration(ref, start)
+	for _, t := range fluxConditions {
+		c := conditions.Get(obj, t)
+		if c == nil {
+			c = conditions.UnknownCondition(t, "", "")
+		}
+		r.flux.RecordCondition(ref, *c)
+	}
+	r.flux.RecordSuspend(ref, obj.Spec.Suspend)
+}
+
+func fluxRef(namespace, name string) corev1.ObjectReference {
+	return corev1.ObjectReference{Kind: stagesetv1.StageSetKind, Namespace: namespace, Name: name}
+}
+
 // Delete removes every series of a deleted StageSet, counters included.
 func (r *Recorder) Delete(namespace, name string) {
+	ref := fluxRef(namespace, name)
+	r.flux.DeleteDuration(ref)
+	r.flux.DeleteSuspend(ref)
+	for _, t := range fluxConditions {
+		r.flux.DeleteCondition(ref, t)
+	}
 	r.reconciles.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 	r.stageApplied.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 	r.drift.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})

@@ -3,9 +3,15 @@ package metrics
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
 
 func TestSeriesAndTheirRemoval(t *testing.T) {
@@ -60,5 +66,48 @@ stageset_webhook_cert_renewal_failures_total 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The gotk_* series of the Flux controllers are recorded for StageSets, and
+// removed with the StageSet.
+func TestFluxSeriesAndTheirRemoval(t *testing.T) {
+	r := newRecorder()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.collectors()...)
+
+	obj := &stagesetv1.StageSet{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "shop"}}
+	conditions.MarkFalse(obj, meta.ReadyCondition, stagesetv1.StageFailedReason, "boom")
+	obj.Spec.Suspend = true
+	r.RecordFlux(obj, time.Now().Add(-2*time.Second))
+
+	want := `
+# HELP gotk_reconcile_condition The current condition status of a GitOps Toolkit resource reconciliation.
+# TYPE gotk_reconcile_condition gauge
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="False",type="Ready"} 1
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="True",type="Ready"} 0
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="Unknown",type="Ready"} 0
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="False",type="Reconciling"} 0
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="True",type="Reconciling"} 0
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="Unknown",type="Reconciling"} 1
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="False",type="Stalled"} 0
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="True",type="Stalled"} 0
+gotk_reconcile_condition{kind="StageSet",name="shop",namespace="apps",status="Unknown",type="Stalled"} 1
+# HELP gotk_suspend_status The current suspend status of a GitOps Toolkit resource.
+# TYPE gotk_suspend_status gauge
+gotk_suspend_status{kind="StageSet",name="shop",namespace="apps"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "gotk_reconcile_condition", "gotk_suspend_status"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(r.flux.Collectors()[2], "gotk_reconcile_duration_seconds"); n != 1 {
+		t.Fatalf("gotk_reconcile_duration_seconds has %d series, want 1", n)
+	}
+
+	r.Delete("apps", "shop")
+	for _, c := range r.flux.Collectors() {
+		if n := testutil.CollectAndCount(c); n != 0 {
+			t.Fatalf("%d gotk_* series left after the StageSet is gone", n)
+		}
 	}
 }
