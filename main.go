@@ -39,6 +39,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/scheme"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
+	"github.com/stageset/stageset-controller/internal/validation"
 	"github.com/stageset/stageset-controller/internal/version"
 )
 
@@ -147,6 +148,14 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		mgrOptions.Cache.DefaultNamespaces = map[string]ctrlcache.Config{ns: {}}
 	}
 
+	var admission *admissionWebhook
+	if opts.enableWebhook {
+		if admission, err = newAdmissionWebhook(ctx, restConfig, mgrOptions.Scheme, opts); err != nil {
+			return err
+		}
+		mgrOptions.WebhookServer = admission.server
+	}
+
 	mgr, err := ctrl.NewManager(restConfig, mgrOptions)
 	if err != nil {
 		return fmt.Errorf("unable to create manager: %w", err)
@@ -192,6 +201,12 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		RateLimiter: runtimectrl.GetRateLimiter(opts.rateLimiterOptions),
 	}); err != nil {
 		return fmt.Errorf("unable to set up the StageSet controller: %w", err)
+	}
+
+	if admission != nil {
+		if err := admission.register(mgr, validation.Options{NoCrossNamespaceRefs: opts.aclOptions.NoCrossNamespaceRefs}); err != nil {
+			return err
+		}
 	}
 
 	log.Info("starting manager", "version", version.String())

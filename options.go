@@ -48,6 +48,9 @@ type options struct {
 	webhookServiceName     string
 	webhookServiceNS       string
 	webhookConfigName      string
+	// webhookHost is the address the webhook server binds to: every
+	// interface in a pod. Not a flag: tests set it to loopback.
+	webhookHost string
 
 	printVersion bool
 
@@ -86,7 +89,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.httpRetry, "http-retry", source.DefaultRetries, "The maximum number of retries when failing to fetch artifacts over HTTP; 0 disables retries.")
 	fs.StringSliceVar(&o.allowedActionHosts, "allowed-action-hosts", nil, "Globs of the hosts HTTP actions may call; when empty, only public addresses are. Link-local and cloud metadata addresses are always refused; loopback and private ones only when an entry names the host without wildcards or is an address pattern such as 10.0.*.")
 
-	fs.BoolVar(&o.enableWebhook, "enable-webhook", true, "Serve the validating and defaulting admission webhook for StageSets.")
+	fs.BoolVar(&o.enableWebhook, "enable-webhook", true, "Serve the validating admission webhook for StageSets.")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "The port the admission webhook listens on.")
 	fs.StringVar(&o.webhookCertMode, "webhook-cert-mode", certModeSelfSigned, "Where the webhook serving certificate comes from: self-signed or cert-manager.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "The directory holding the webhook serving certificate.")

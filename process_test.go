@@ -39,7 +39,8 @@ func startController(t *testing.T, args ...string) (stop func()) {
 func startControllerWith(t *testing.T, restConfig *rest.Config, args ...string) (stop func()) {
 	t.Helper()
 	opts := parseFlags(t, append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--integrity-key-secret=kube-system/stageset-controller-integrity-key"}, args...)...)
+		"--integrity-key-secret=kube-system/stageset-controller-integrity-key", "--enable-webhook=false"}, args...)...)
+	opts.webhookHost = "127.0.0.1"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, restConfig, opts) }()

@@ -1,12 +1,9 @@
 package v1
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/fluxcd/pkg/apis/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -101,66 +98,5 @@ func TestPolicyDefaults(t *testing.T) {
 	ss.Spec.DriftDetection = &DriftDetection{Mode: DriftDetectionWarn}
 	if ss.GetDeletionPolicy() != DeletionPolicyOrphan || ss.GetDriftDetectionMode() != DriftDetectionWarn {
 		t.Error("set values are not returned")
-	}
-}
-
-func TestValidate(t *testing.T) {
-	valid := func() *StageSet {
-		return &StageSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "apps"},
-			Spec: StageSetSpec{
-				Interval:  *d("5m"),
-				SourceRef: &SourceReference{Kind: GitRepositoryKind, Name: "repo"},
-				DependsOn: []meta.DependencyReference{{Name: "shop", Namespace: "other"}},
-				Stages: []Stage{{Name: "a", Path: "./a"}, {Name: "b", Actions: &StageActions{
-					Post: []Action{{Name: "w", Wait: &WaitAction{Duration: d("1s")}}},
-				}}},
-			},
-		}
-	}
-	if err := valid().Validate(); err != nil {
-		t.Fatalf("valid StageSet: %v", err)
-	}
-
-	cases := []struct {
-		name   string
-		mutate func(*StageSet)
-		want   string
-	}{
-		{"zero interval", func(s *StageSet) { s.Spec.Interval = metav1.Duration{} }, "spec.interval must be greater than zero"},
-		{"negative timeout", func(s *StageSet) { s.Spec.Timeout = d("-1s") }, "spec.timeout must be greater than zero"},
-		{"self dependency", func(s *StageSet) { s.Spec.DependsOn = []meta.DependencyReference{{Name: "shop"}} }, "cannot depend on itself"},
-		{"self dependency with namespace", func(s *StageSet) {
-			s.Spec.DependsOn = []meta.DependencyReference{{Name: "shop", Namespace: "apps"}}
-		}, "cannot depend on itself"},
-		{"no stages", func(s *StageSet) { s.Spec.Stages = nil }, "at least one stage"},
-		{"51 stages", func(s *StageSet) {
-			s.Spec.Stages = nil
-			for i := range 51 {
-				s.Spec.Stages = append(s.Spec.Stages, Stage{Name: fmt.Sprintf("s%d", i)})
-			}
-		}, "at most 50 stages"},
-		{"duplicate names", func(s *StageSet) { s.Spec.Stages[1].Name = "a" }, "stage names must be unique"},
-		{"bad name", func(s *StageSet) { s.Spec.Stages[0].Name = "A_1" }, "must be a DNS-1123 label"},
-		{"parent path", func(s *StageSet) { s.Spec.Stages[0].Path = "a/../../b" }, "must not contain '..'"},
-		{"absolute path", func(s *StageSet) { s.Spec.Stages[0].Path = "/etc" }, "must be relative"},
-		{"no source", func(s *StageSet) { s.Spec.SourceRef = nil }, "has no sourceRef"},
-		{"two verbs", func(s *StageSet) {
-			s.Spec.Stages[1].Actions.Post[0].Job = &JobAction{Path: "./j"}
-		}, "exactly one of patch, http, job or wait"},
-		{"wait with nothing", func(s *StageSet) { s.Spec.Stages[1].Actions.Post[0].Wait = &WaitAction{} }, "either duration, or target and expr"},
-		{"job path escape", func(s *StageSet) {
-			s.Spec.Stages[1].Actions.Post[0] = Action{Name: "j", Job: &JobAction{Path: "../x"}}
-		}, "must not contain '..'"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ss := valid()
-			tc.mutate(ss)
-			err := ss.Validate()
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
-			}
-		})
 	}
 }

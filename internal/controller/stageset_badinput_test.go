@@ -3,10 +3,13 @@ package controller
 import (
 	"archive/tar"
 	"testing"
+	"time"
 
+	kustomize "github.com/fluxcd/pkg/apis/kustomize"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/testenv"
@@ -119,6 +122,28 @@ func TestInvalidSpecThatSlippedPastAdmissionStalls(t *testing.T) {
 	eventuallyReason(t, g, obj, "False/InvalidSpec")
 	g.Expect(conditions.IsStalled(obj)).To(BeTrue())
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring("cannot depend on itself"))
+	g.Expect(exists("v1", "ConfigMap", ns, "x")()).To(BeFalse())
+}
+
+// What only the admission webhook checks (cron, time zones, CEL) stalls a
+// StageSet stored while the webhook was down, every problem named at its
+// field, before anything is applied: one validation serves both.
+func TestWebhookChecksStallTheReconcilerToo(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("x")})
+	st := stage("a", "./")
+	st.HealthCheckExprs = []kustomize.CustomHealthCheck{{APIVersion: "v1", Kind: "ConfigMap",
+		HealthCheckExpressions: kustomize.HealthCheckExpressions{Current: "data.(("}}}
+	obj := newStageSet(ns, "bad", src, st)
+	obj.Spec.UpdateWindows = []stagesetv1.UpdateWindow{{Type: stagesetv1.UpdateWindowAllow, Schedule: "0 2 * * *",
+		TimeZone: "Mars/Olympus", Duration: metav1.Duration{Duration: time.Hour}}}
+	create(t, obj)
+	eventuallyReason(t, g, obj, "False/InvalidSpec")
+	g.Expect(conditions.IsStalled(obj)).To(BeTrue())
+	message := conditions.GetMessage(obj, meta.ReadyCondition)
+	g.Expect(message).To(ContainSubstring("spec.updateWindows[0].timeZone"))
+	g.Expect(message).To(ContainSubstring("spec.stages[0].healthCheckExprs[0].current"))
 	g.Expect(exists("v1", "ConfigMap", ns, "x")()).To(BeFalse())
 }
 

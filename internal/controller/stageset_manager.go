@@ -69,6 +69,11 @@ type Options struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
 // Kubernetes Events (core/v1 recorder: create, then patch of a repeated event).
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// The admission webhook: its CA goes into the caBundle of its own
+// ValidatingWebhookConfiguration (--webhook-config-name; a different name
+// needs this rule changed), and its certificates into a Secret of the
+// controller's namespace (the secrets rule above).
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;update,resourceNames=stageset-controller
 // The leader election Lease, in the controller's namespace only (an
 // overlay's kustomize namespace moves the Role there).
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=stageset-system

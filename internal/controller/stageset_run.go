@@ -21,6 +21,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
+	"github.com/stageset/stageset-controller/internal/validation"
 )
 
 // run is the state of one reconcile of one StageSet: the pinned revision set
@@ -97,8 +98,11 @@ func (r *StageSetReconciler) newRun(obj *stagesetv1.StageSet, patcher *objectPat
 // execute runs the phases of SPEC §4 in order: validate → dependencies →
 // sources → decide what the run is → follow the one path of that kind.
 func (s *run) execute(ctx context.Context) error {
-	if err := s.obj.Validate(); err != nil {
-		return stalled(stagesetv1.InvalidSpecReason, fmt.Errorf("invalid spec: %w", err))
+	// The admission webhook's checks (validation.StageSet): a StageSet
+	// stored while the webhook was down stalls here before anything is
+	// read or applied.
+	if errs := validation.StageSet(s.obj, validation.Options{NoCrossNamespaceRefs: s.r.NoCrossNamespaceRefs}); len(errs) > 0 {
+		return stalled(validation.Reason(errs), fmt.Errorf("invalid spec: %w", errs.ToAggregate()))
 	}
 	if err := s.r.checkDependencies(ctx, s.obj); err != nil {
 		return err
@@ -211,7 +215,7 @@ func (s *run) succeeded() error {
 func (s *run) resolveSources(ctx context.Context) (map[string]*source.Resolved, error) {
 	resolved := map[string]*source.Resolved{}
 	for _, stage := range s.obj.Spec.Stages {
-		ref, _ := s.obj.GetStageSourceRef(stage) // Validate checked every stage has one
+		ref, _ := s.obj.GetStageSourceRef(stage) // validation.StageSet checked every stage has one
 		if _, done := resolved[ref.String()]; done {
 			continue
 		}
@@ -268,7 +272,7 @@ func (s *run) loadInputs(ctx context.Context, resolved map[string]*source.Resolv
 	inputs := make([]stageInput, 0, len(s.obj.Spec.Stages))
 	digest := sha256.New()
 	for _, stage := range s.obj.Spec.Stages {
-		ref, _ := s.obj.GetStageSourceRef(stage) // Validate checked every stage has one
+		ref, _ := s.obj.GetStageSourceRef(stage) // validation.StageSet checked every stage has one
 		vars, err := build.LoadVariables(ctx, s.r.APIReader, s.obj.Namespace, stage.PostBuild)
 		if err != nil {
 			return failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))

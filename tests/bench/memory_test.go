@@ -127,7 +127,7 @@ func measureMemory(b *testing.B) *memoryFigures {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(binary, append([]string{"--kubeconfig=" + kubeconfigPath,
-		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=error"}, args...)...)
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=error", "--enable-webhook=false"}, args...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
