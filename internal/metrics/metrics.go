@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"regexp"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -119,6 +120,28 @@ func (r *Recorder) DeleteStage(namespace, name, stage string) {
 	r.stageReady.DeleteLabelValues(namespace, name, stage)
 	r.drift.DeleteLabelValues(namespace, name, stage)
 }
+
+// Names lists the names of the series the recorder exports, whether or not
+// they have a value yet.
+func (r *Recorder) Names() []string {
+	ch := make(chan *prometheus.Desc, 16)
+	go func() {
+		for _, c := range r.collectors() {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var names []string
+	for d := range ch {
+		// A Desc tells its name only in its String form.
+		if m := descName.FindStringSubmatch(d.String()); m != nil {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
+
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // fluxConditions are the conditions gotk_reconcile_condition reports, as
 // the Flux controllers do.

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,15 @@ gotk_suspend_status{kind="StageSet",name="shop",namespace="apps"} 1
 	for _, c := range r.flux.Collectors() {
 		if n := testutil.CollectAndCount(c); n != 0 {
 			t.Fatalf("%d gotk_* series left after the StageSet is gone", n)
+		}
+	}
+}
+
+func TestNames(t *testing.T) {
+	names := newRecorder().Names()
+	for _, want := range []string{"stageset_reconcile_total", "stageset_webhook_cert_renewal_failures_total", "gotk_reconcile_duration_seconds", "gotk_suspend_status"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Names() = %v, misses %s", names, want)
 		}
 	}
 }
