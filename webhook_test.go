@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/testenv"
 	stagesetwebhook "github.com/stageset/stageset-controller/internal/webhook"
+	"github.com/stageset/stageset-controller/internal/webhook/certs"
 )
 
 // freePort returns a loopback TCP port nothing listens on.
@@ -192,4 +195,51 @@ func TestShippedWebhookManifestsMatchTheController(t *testing.T) {
 		HaveField("Resources", ContainElement("validatingwebhookconfigurations")),
 		HaveField("ResourceNames", ConsistOf(defaults.webhookConfigName)),
 	)), "the ClusterRole lets the controller update its own configuration only")
+}
+
+// Two controller processes started together share one CA and one serving
+// certificate through the Secret: each serves the certificate the other
+// serves, and the API server's caBundle verifies both.
+func TestTwoControllersShareOneWebhookCertificate(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	id := installRBAC(t, "rbac")
+	ns := env.NewNamespace(t)
+	ports := []int{freePort(t), freePort(t)}
+	vwc := webhookConfig(t, ns, ports[0])
+	for _, port := range ports {
+		startControllerWith(t, id.config, "--enable-webhook=true", "--enable-leader-election",
+			fmt.Sprintf("--webhook-port=%d", port), "--webhook-service-name=localhost")
+	}
+
+	g.Eventually(func() []byte {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(vwc), vwc)).To(Succeed())
+		return vwc.Webhooks[0].ClientConfig.CABundle
+	}, testenv.Timeout, testenv.Poll).ShouldNot(BeEmpty())
+	pool := x509.NewCertPool()
+	g.Expect(pool.AppendCertsFromPEM(vwc.Webhooks[0].ClientConfig.CABundle)).To(BeTrue())
+
+	served := make([][]byte, len(ports))
+	for i, port := range ports {
+		g.Eventually(func() error {
+			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			served[i] = conn.ConnectionState().PeerCertificates[0].Raw
+			return nil
+		}, testenv.Timeout, testenv.Poll).Should(Succeed(), "controller %d serves a certificate the caBundle verifies", i)
+	}
+	g.Expect(served[1]).To(Equal(served[0]), "both serve the one certificate of the Secret")
+
+	var secrets corev1.SecretList
+	g.Expect(env.Client.List(ctx, &secrets, client.InNamespace(id.namespace))).To(Succeed())
+	var ours []string
+	for _, s := range secrets.Items {
+		if s.Type == certs.SecretType {
+			ours = append(ours, s.Name)
+		}
+	}
+	g.Expect(ours).To(ConsistOf(certs.DefaultSecretName), "one certificate Secret for both")
 }
