@@ -288,3 +288,33 @@ func TestSubstituteFromChangedWhileStoppedRollsOutAfterRestart(t *testing.T) {
 		return reasons
 	}, "2s", testenv.Poll).ShouldNot(ContainElement(stagesetv1.DriftCorrectedReason))
 }
+
+// --no-cross-namespace-refs decides whether a StageSet may read a source in
+// another namespace: without it the shared source rolls out; with it the
+// StageSet ends AccessDenied, Stalled, naming the source, nothing applied.
+func TestNoCrossNamespaceRefsFlag(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	shared := env.NewNamespace(t)
+	publishRepo(t, shared, "rev-1", map[string]string{"app/cm.yaml": appConfigMap("shared")})
+	newApp := func() *stagesetv1.StageSet {
+		obj := newStageSet(env.NewNamespace(t), stagesetv1.Stage{Name: "app", Path: "./app"})
+		obj.Spec.SourceRef.Namespace = shared
+		g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
+		return obj
+	}
+
+	stop := startController(t)
+	allowed := newApp()
+	g.Eventually(readyOf(g, allowed), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+	stop()
+
+	startController(t, "--no-cross-namespace-refs")
+	denied := newApp()
+	g.Eventually(readyOf(g, denied), testenv.Timeout, testenv.Poll).Should(Equal("False/AccessDenied"))
+	g.Expect(conditions.IsStalled(denied)).To(BeTrue())
+	g.Expect(conditions.GetMessage(denied, meta.ReadyCondition)).To(ContainSubstring("GitRepository '" + shared + "/repo'"))
+	cm := &corev1.ConfigMap{}
+	err := env.Client.Get(ctx, types.NamespacedName{Namespace: denied.Namespace, Name: "app"}, cm)
+	g.Expect(err).To(HaveOccurred(), "nothing applied")
+}

@@ -13,25 +13,13 @@ import (
 
 // checkDependencies returns nil when every StageSet in spec.dependsOn is
 // Ready at its observed generation (or its readyExpr holds), a waiting
-// DependencyNotReady error when one is not yet, a terminal AccessDenied error
-// for a dependency in another namespace under --no-cross-namespace-refs, and
-// a terminal InvalidSpec error when the dependencies form a cycle or a
-// readyExpr does not compile.
+// DependencyNotReady error when one is not yet, and a terminal InvalidSpec
+// error when the dependencies form a cycle or a readyExpr does not compile.
+// A dependency in another namespace under --no-cross-namespace-refs never
+// gets here: validation refuses it (AccessDenied) before anything is read.
 func (r *StageSetReconciler) checkDependencies(ctx context.Context, obj *stagesetv1.StageSet) error {
 	if len(obj.Spec.DependsOn) == 0 {
 		return nil
-	}
-	// Refused before anything is read: whether the other namespace's
-	// StageSet exists, is Ready or matches a readyExpr is none of this
-	// StageSet's business.
-	if r.NoCrossNamespaceRefs {
-		for _, ref := range obj.Spec.DependsOn {
-			if key := dependency.Key(obj, ref); key.Namespace != obj.Namespace {
-				return stalled(stagesetv1.AccessDeniedReason, fmt.Errorf(
-					"cannot depend on StageSet '%s' from namespace %q: cross-namespace references are not allowed (--no-cross-namespace-refs)",
-					key, obj.Namespace))
-			}
-		}
 	}
 	if cycle, err := dependency.FindCycle(ctx, obj, r.getStageSet, r.NoCrossNamespaceRefs); err != nil {
 		return err

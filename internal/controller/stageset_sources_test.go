@@ -98,16 +98,3 @@ func TestMissingSourceWaitsThenRollsOut(t *testing.T) {
 	newRepo(t, stagesetv1.GitRepositoryKind, ns, "later", "rev-1", files{"cm.yaml": configMap("late")})
 	eventuallyReason(t, g, obj, "True/Succeeded")
 }
-
-func TestCrossNamespaceSourceWorksWithoutTheACLFlag(t *testing.T) {
-	g := NewWithT(t)
-	srcNS, ns := env.NewNamespace(t), env.NewNamespace(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, srcNS, "shared", "rev-1", files{"cm.yaml": configMap("shared")})
-	ref := src.ref()
-	ref.Namespace = srcNS
-	obj := newStageSet(ns, "app", src, stage("a", "./"))
-	obj.Spec.SourceRef = ref
-	obj.Spec.TargetNamespace = ns
-	create(t, obj)
-	eventuallyReason(t, g, obj, "True/Succeeded")
-}

@@ -65,7 +65,7 @@ func setupReconciler(mgr ctrl.Manager) error {
 			Scheme: mgr.GetScheme(),
 			Reader: mgr.GetAPIReader(),
 		},
-		Sources:            &source.Resolver{Reader: mgr.GetClient()},
+		Sources:            &source.Resolver{Reader: mgr.GetClient(), NoCrossNamespaceRefs: true},
 		Fetcher:            &source.Fetcher{},
 		Builds:             build.NewCache(1000, 64<<20),
 		Snapshots:          &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: integrityKey},

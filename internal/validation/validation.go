@@ -13,7 +13,9 @@
 package validation
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apivalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -88,7 +90,13 @@ func Reason(errs field.ErrorList) string {
 // IsCrossNamespace tells whether err refuses a cross-namespace reference
 // under --no-cross-namespace-refs.
 func IsCrossNamespace(err *field.Error) bool {
-	return err.Type == field.ErrorTypeForbidden && err.Detail == crossNamespaceDetail
+	return err.Type == field.ErrorTypeForbidden && strings.HasSuffix(err.Detail, crossNamespaceDetail)
+}
+
+// crossNamespace refuses a reference to kind namespace/name, naming it: the
+// message tells which reference to move.
+func crossNamespace(path *field.Path, kind, namespace, name string) *field.Error {
+	return field.Forbidden(path, fmt.Sprintf("%s '%s/%s' is in another namespace: %s", kind, namespace, name, crossNamespaceDetail))
 }
 
 func dependencies(obj *stagesetv1.StageSet, path *field.Path, opts Options) field.ErrorList {
@@ -106,7 +114,7 @@ func dependencies(obj *stagesetv1.StageSet, path *field.Path, opts Options) fiel
 			errs = append(errs, field.Invalid(p, dep.String(), "a StageSet cannot depend on itself"))
 		}
 		if opts.NoCrossNamespaceRefs && ns != obj.Namespace {
-			errs = append(errs, field.Forbidden(p.Child("namespace"), crossNamespaceDetail))
+			errs = append(errs, crossNamespace(p.Child("namespace"), stagesetv1.StageSetKind, ns, dep.Name))
 		}
 		if dep.ReadyExpr != "" {
 			if _, err := dependency.CompileReadyExpr(dep.ReadyExpr); err != nil {
@@ -133,7 +141,7 @@ func sourceRef(obj *stagesetv1.StageSet, path *field.Path, ref stagesetv1.Source
 	if ref.Namespace != "" {
 		errs = append(errs, dnsLabel(path.Child("namespace"), ref.Namespace)...)
 		if opts.NoCrossNamespaceRefs && ref.Namespace != obj.Namespace {
-			errs = append(errs, field.Forbidden(path.Child("namespace"), crossNamespaceDetail))
+			errs = append(errs, crossNamespace(path.Child("namespace"), ref.Kind, ref.Namespace, ref.Name))
 		}
 	}
 	return errs

@@ -298,7 +298,7 @@ func TestStageSetDoesNotQuoteURLs(t *testing.T) {
 }
 
 func TestReason(t *testing.T) {
-	cross := field.Forbidden(field.NewPath("spec", "sourceRef", "namespace"), crossNamespaceDetail)
+	cross := crossNamespace(field.NewPath("spec", "sourceRef", "namespace"), "GitRepository", "other", "repo")
 	other := field.Forbidden(field.NewPath("spec", "stages").Index(0), "an action must set exactly one of patch, http, job or wait")
 	invalid := field.Invalid(field.NewPath("spec", "interval"), "0s", "must be greater than zero")
 	for _, tc := range []struct {
