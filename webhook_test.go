@@ -197,8 +197,8 @@ func TestShippedWebhookManifestsMatchTheController(t *testing.T) {
 	)), "the ClusterRole lets the controller update its own configuration only")
 }
 
-// Two controller processes started together share one CA and one serving
-// certificate through the Secret: each serves the certificate the other
+// Two controller processes share one CA and one serving certificate
+// through the Secret: each serves the certificate the other
 // serves, and the API server's caBundle verifies both.
 func TestTwoControllersShareOneWebhookCertificate(t *testing.T) {
 	g := NewWithT(t)
@@ -207,10 +207,24 @@ func TestTwoControllersShareOneWebhookCertificate(t *testing.T) {
 	ns := env.NewNamespace(t)
 	ports := []int{freePort(t), freePort(t)}
 	vwc := webhookConfig(t, ns, ports[0])
-	for _, port := range ports {
+	// One after the other: in one test process, two controllers starting at
+	// the same instant race on process-wide settings (feature gates,
+	// jitter) that two real processes do not share. Replicas that create
+	// the Secret at the same instant are TestReplicasStartingTogetherShareOneCA
+	// (internal/webhook/certs).
+	start := func(port int) {
 		startControllerWith(t, id.config, "--enable-webhook=true", "--enable-leader-election",
 			fmt.Sprintf("--webhook-port=%d", port), "--webhook-service-name=localhost")
 	}
+	start(ports[0])
+	g.Eventually(func() error {
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]))
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}, testenv.Timeout, testenv.Poll).Should(Succeed())
+	start(ports[1])
 
 	g.Eventually(func() []byte {
 		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(vwc), vwc)).To(Succeed())

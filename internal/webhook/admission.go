@@ -58,9 +58,13 @@ func (v *Validator) ValidateCreate(_ context.Context, obj *stagesetv1.StageSet) 
 // invalid (stored while the webhook was down, or before a flag such as
 // --no-cross-namespace-refs was turned on): the controller must still be
 // able to add and remove its finalizer, users to annotate, label and
-// delete; the reconciler reports such a StageSet InvalidSpec.
+// delete; the reconciler reports such a StageSet InvalidSpec. Suspending
+// or resuming it is let through too, for the same reason: flux-style
+// tooling suspends before it fixes.
 func (v *Validator) ValidateUpdate(_ context.Context, oldObj, newObj *stagesetv1.StageSet) (admission.Warnings, error) {
-	if apiequality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) {
+	unsuspended := newObj.Spec
+	unsuspended.Suspend = oldObj.Spec.Suspend
+	if apiequality.Semantic.DeepEqual(oldObj.Spec, unsuspended) {
 		return nil, nil
 	}
 	return nil, v.validate(newObj)

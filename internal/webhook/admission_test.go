@@ -192,10 +192,15 @@ func TestAdmissionLetsMetadataUpdatesOfAStoredInvalidStageSetThrough(t *testing.
 	obj.Annotations = map[string]string{meta.ReconcileRequestAnnotation: "now"}
 	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
 
+	// Suspending it while it is being fixed is let through; any other
+	// spec change must fix it.
 	obj.Spec.Suspend = true
+	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())
+	obj.Spec.Interval.Duration *= 2
 	err := env.Client.Update(ctx, obj)
 	g.Expect(causes(g, err)).To(Equal([]string{"spec.updateWindows[0].timeZone"}))
 
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
 	obj.Spec.Suspend = false
 	obj.Finalizers = nil
 	g.Expect(env.Client.Update(ctx, obj)).To(Succeed())

@@ -17,7 +17,7 @@ import (
 // function, stalls on: InvalidSpec, or AccessDenied when the only problem is
 // a cross-namespace reference the controller's flags refuse. What it admits
 // the reconciler finds nothing wrong with.
-func TestWebhookRefusalIsTheReconcilersInvalidSpec(t *testing.T) {
+func TestRefusalsMapToTheReconcilersReason(t *testing.T) {
 	cross := validation.Options{NoCrossNamespaceRefs: true}
 	cases := []struct {
 		name   string
@@ -65,7 +65,7 @@ func TestWebhookRefusalIsTheReconcilersInvalidSpec(t *testing.T) {
 }
 
 // Deleting never needs a valid spec; neither does an update that leaves
-// the spec alone.
+// the spec alone, or only suspends or resumes it.
 func TestValidatorLetsDeletesAndMetadataUpdatesThrough(t *testing.T) {
 	g := NewWithT(t)
 	v := &Validator{}
@@ -80,8 +80,13 @@ func TestValidatorLetsDeletesAndMetadataUpdatesThrough(t *testing.T) {
 	_, err = v.ValidateUpdate(context.Background(), bad, labelled)
 	g.Expect(err).NotTo(HaveOccurred())
 
-	changed := labelled.DeepCopy()
-	changed.Spec.Suspend = true
-	_, err = v.ValidateUpdate(context.Background(), labelled, changed)
+	suspended := labelled.DeepCopy()
+	suspended.Spec.Suspend = true
+	_, err = v.ValidateUpdate(context.Background(), labelled, suspended)
+	g.Expect(err).NotTo(HaveOccurred(), "suspending an invalid StageSet is let through")
+
+	changed := suspended.DeepCopy()
+	changed.Spec.Interval.Duration *= 2
+	_, err = v.ValidateUpdate(context.Background(), suspended, changed)
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue())
 }

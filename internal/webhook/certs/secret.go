@@ -29,7 +29,7 @@ func (m *Manager) read(ctx context.Context) (*corev1.Secret, *material, error) {
 		return nil, nil, fmt.Errorf("reading the webhook certificate Secret %s: %w", m.key, err)
 	}
 	if secret.Type != SecretType {
-		return nil, nil, fmt.Errorf("%s has type %q, not %q: %w; delete or rename it, or set another Secret name", m.key, secret.Type, SecretType, ErrForeignSecret)
+		return nil, nil, fmt.Errorf("%s has type %q, not %q: %w; it is not overwritten: delete it (the controller then creates its own)", m.key, secret.Type, SecretType, ErrForeignSecret)
 	}
 	mat, err := parseMaterial(secret.Data)
 	if err != nil {
