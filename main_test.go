@@ -65,6 +65,7 @@ func TestBadFlagValuesAreRefused(t *testing.T) {
 		"concurrent":         {"--concurrent=0"},
 		"requeue-dependency": {"--requeue-dependency=0s"},
 		"runbook-base-url":   {"--runbook-base-url=not a url"},
+		"runbook-base-space": {"--runbook-base-url=https://wiki.example/run books"},
 		"webhook-cert-mode":  {"--webhook-cert-mode=vault"},
 		"webhook-port":       {"--webhook-port=70000"},
 		"renew-before":       {"--webhook-cert-validity=24h", "--webhook-cert-renew-before=48h"},

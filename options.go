@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	flag "github.com/spf13/pflag"
@@ -123,7 +124,8 @@ func (o *options) validate() error {
 		errs = append(errs, fmt.Errorf("--requeue-dependency must be greater than zero, got %s", o.requeueDependency))
 	}
 	if o.runbookBaseURL != "" {
-		if u, err := url.Parse(o.runbookBaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+		// No whitespace: a link ends at the first space of a message.
+		if u, err := url.Parse(o.runbookBaseURL); err != nil || u.Scheme == "" || u.Host == "" || strings.ContainsAny(o.runbookBaseURL, " \t\n") {
 			errs = append(errs, fmt.Errorf("--runbook-base-url %q must be an absolute URL", o.runbookBaseURL))
 		}
 	}

@@ -61,8 +61,9 @@ func (l Links) For(reason string) string {
 	return l.Base + "/" + Page(reason) + "/"
 }
 
-// suffix matches the runbook links a message already ends with.
-var suffix = regexp.MustCompile(`( \(runbook: [^ ()]*\))+$`)
+// suffix matches the runbook links a message already ends with. A link has
+// no spaces (--runbook-base-url refuses them), but may hold parentheses.
+var suffix = regexp.MustCompile(`( \(runbook: [^ ]*\))+$`)
 
 // Annotate ends the message with " (runbook: <link>)" exactly once. A link a
 // message already carries (a message carried over from an earlier run, or

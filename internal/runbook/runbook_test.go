@@ -22,6 +22,7 @@ func TestAnnotate(t *testing.T) {
 		{"Progressing", stagesetv1.ProgressingReason, "Reconciliation in progress", "Reconciliation in progress", links},
 		{"empty base", stagesetv1.StageFailedReason, "boom", "boom", NewLinks("")},
 		{"empty base drops a carried link", stagesetv1.StageFailedReason, "boom (runbook: https://old.example/stagefailed/)", "boom", NewLinks("")},
+		{"a base with parentheses, carried over", stagesetv1.RolledBackReason, "x (runbook: https://wiki.example/Runbooks_(StageSet)/rolledback/)", "x (runbook: https://wiki.example/Runbooks_(StageSet)/rolledback/)", NewLinks("https://wiki.example/Runbooks_(StageSet)")},
 		{"parentheses in the message stay", stagesetv1.StageFailedReason, "apply (dry-run) failed", "apply (dry-run) failed (runbook: https://docs.example.com/runbooks/stagefailed/)", links},
 	}
 	for _, tt := range tests {
