@@ -22,6 +22,10 @@ type LogBuffer struct {
 	mu    sync.Mutex
 	lines []map[string]any
 	raw   []string
+	// seqs numbers the lines kept, counting from the first line written:
+	// Since compares marks with them, whatever was dropped in between.
+	seqs    []int
+	written int
 }
 
 // Write takes one JSON line per call, as zap writes them.
@@ -35,9 +39,11 @@ func (b *LogBuffer) Write(p []byte) (int, error) {
 		}
 		b.lines = append(b.lines, entry)
 		b.raw = append(b.raw, string(line))
+		b.seqs = append(b.seqs, b.written)
+		b.written++
 	}
 	if extra := len(b.lines) - maxLogLines; extra > 0 {
-		b.lines, b.raw = b.lines[extra:], b.raw[extra:]
+		b.lines, b.raw, b.seqs = b.lines[extra:], b.raw[extra:], b.seqs[extra:]
 	}
 	return len(p), nil
 }
@@ -45,12 +51,26 @@ func (b *LogBuffer) Write(p []byte) (int, error) {
 // Sync implements zapcore.WriteSyncer.
 func (b *LogBuffer) Sync() error { return nil }
 
-// Matching returns the lines for which keep is true, and their raw text.
+// Mark returns a mark for Since: the lines written so far.
+func (b *LogBuffer) Mark() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.written
+}
+
+// Matching returns the lines kept for which keep is true, and their raw
+// text.
 func (b *LogBuffer) Matching(keep func(entry map[string]any) bool) (entries []map[string]any, raw []string) {
+	return b.Since(0, keep)
+}
+
+// Since is Matching for the lines written after mark (Mark): a count of
+// them only grows, however many older lines the buffer drops.
+func (b *LogBuffer) Since(mark int, keep func(entry map[string]any) bool) (entries []map[string]any, raw []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for i, e := range b.lines {
-		if keep(e) {
+		if b.seqs[i] >= mark && keep(e) {
 			entries = append(entries, e)
 			raw = append(raw, b.raw[i])
 		}
