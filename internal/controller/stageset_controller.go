@@ -105,6 +105,8 @@ type StageSetReconciler struct {
 
 	// runs are the runs under way.
 	runs inflight
+	// warned is the drift last reported per StageSet in Warn mode.
+	warned warnedDrift
 }
 
 // NewStageSet returns an empty StageSet, for callers that need an object of
@@ -123,6 +125,7 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			// nothing of it is kept in memory.
 			r.Metrics.Delete(req.Namespace, req.Name)
 			r.Builds.Forget(buildCachePrefix(req.Namespace, req.Name))
+			r.warned.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -57,6 +58,7 @@ func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.Stage
 	controllerutil.RemoveFinalizer(obj, stagesetv1.StageSetFinalizer)
 	r.Metrics.Delete(obj.Namespace, obj.Name)
 	r.Builds.Forget(buildCachePrefix(obj.Namespace, obj.Name))
+	r.warned.forget(types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name})
 	// Without finalizers the object is gone once patched.
 	if err := patcher.Patch(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -62,7 +64,46 @@ func (r *StageSetReconciler) reportDrift(s *run) {
 		}
 		r.eventf(obj, s.revision, corev1.EventTypeWarning, stagesetv1.DriftCorrectedReason, "Drift corrected: %s", s.corrected.String())
 	}
+	// Warn mode leaves the drift in place, so every run finds it again: the
+	// event says it once per drifted set (SPEC §9: no event repeats for an
+	// unchanged state), and again once the drift was gone in between.
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
 	if !s.detected.empty() {
-		r.eventf(obj, s.revision, corev1.EventTypeWarning, stagesetv1.DriftDetectedReason, "Drift detected (not corrected, driftDetection.mode is Warn): %s", s.detected.String())
+		if r.warned.changed(key, s.detected.String()) {
+			r.eventf(obj, s.revision, corev1.EventTypeWarning, stagesetv1.DriftDetectedReason, "Drift detected (not corrected, driftDetection.mode is Warn): %s", s.detected.String())
+		}
+	} else if s.applied {
+		r.warned.forget(key)
 	}
+}
+
+// warnedDrift remembers, per StageSet, the drift last reported by a
+// DriftDetected event. It is memory only: after a restart a drift still in
+// place is reported once more.
+type warnedDrift struct {
+	mu   sync.Mutex
+	sets map[types.NamespacedName]string
+}
+
+// changed records drift as reported and tells whether it differs from what
+// was reported last.
+func (w *warnedDrift) changed(key types.NamespacedName, drift string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sets == nil {
+		w.sets = map[types.NamespacedName]string{}
+	}
+	if w.sets[key] == drift {
+		return false
+	}
+	w.sets[key] = drift
+	return true
+}
+
+// forget drops what was reported for a StageSet: its drift is gone, or it
+// is.
+func (w *warnedDrift) forget(key types.NamespacedName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.sets, key)
 }

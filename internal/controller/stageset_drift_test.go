@@ -15,6 +15,7 @@ import (
 	kustomize "github.com/fluxcd/pkg/apis/kustomize"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
 func eventsWithReason(ns, name, reason string) []eventv1.Event {
@@ -115,6 +116,46 @@ func TestWarnModeReportsDriftAndEnabledReportsItsCorrection(t *testing.T) {
 	g.Expect(driftMetric(g, ns, "app", "a")).To(Equal(1.0))
 	// A mode switch is no rollout: no Succeeded event for it.
 	g.Expect(eventsWithReason(ns, "app", stagesetv1.SucceededReason)).To(HaveLen(1))
+}
+
+// Warn mode leaves the drift in place: every steady run finds it again, and
+// the DriftDetected event says it once, not once per run; a drift that went
+// away and came back is news again.
+func TestWarnModeReportsTheSameDriftOnce(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{"cm.yaml": configMap("watched", "k", "v")})
+	obj := newStageSet(ns, "app", src, stage("a", "./"))
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.DriftDetection = &stagesetv1.DriftDetection{Mode: stagesetv1.DriftDetectionWarn}
+	obj.Spec.DriftDetectionInterval = &metav1.Duration{Duration: time.Second}
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	setValue := func(v string) {
+		cm := configMapObj(ns, "watched")
+		get(g, cm)
+		cm.Data["k"] = v
+		g.Expect(env.Client.Update(ctx, cm)).To(Succeed())
+	}
+	detected := func() int { return len(eventsWithReason(ns, "app", stagesetv1.DriftDetectedReason)) }
+	setValue("by hand")
+	g.Eventually(detected, timeout, poll).Should(Equal(1))
+	g.Consistently(detected, "4s", poll).Should(Equal(1), "steady runs every second find the same drift")
+
+	// Put right by hand, then drifted again: reported again.
+	setValue("v")
+	mark := testenv.Logs.Mark()
+	g.Eventually(func() int { // two runs end after it: one found no drift
+		entries, _ := testenv.Logs.Since(mark, func(e map[string]any) bool {
+			msg, _ := e["msg"].(string)
+			return e["namespace"] == ns && e["name"] == "app" && strings.HasPrefix(msg, "Reconciliation finished in ")
+		})
+		return len(entries)
+	}, timeout, poll).Should(BeNumerically(">=", 2))
+	setValue("by hand again")
+	g.Eventually(detected, timeout, poll).Should(Equal(2))
 }
 
 // A spec change that changes what is applied at the same revision (here a

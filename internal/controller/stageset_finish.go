@@ -144,7 +144,9 @@ func (r *StageSetReconciler) restartRun(ctx context.Context, s *run) (ctrl.Resul
 // notification-controller.
 func (r *StageSetReconciler) event(obj *stagesetv1.StageSet, revision string, ready readyState) {
 	eventType := corev1.EventTypeNormal
-	if ready.status == string(metav1.ConditionFalse) {
+	// A first rollout held by a closed window is Ready=False by design, not
+	// a failure: Normal, as SPEC §9 lists UpdateDeferred.
+	if ready.status == string(metav1.ConditionFalse) && ready.reason != stagesetv1.UpdateDeferredReason {
 		eventType = corev1.EventTypeWarning
 	}
 	r.eventf(obj, revision, eventType, ready.reason, "%s", ready.message)

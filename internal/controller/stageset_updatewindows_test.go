@@ -78,6 +78,8 @@ func TestUpdateWindowsDeferRolloutsUntilTheyOpen(t *testing.T) {
 
 	// One event and one count per deferred revision set, not per run.
 	g.Consistently(func() int { return len(eventsWithReason(ns, "app", stagesetv1.UpdateDeferredReason)) }, "3s", poll).Should(Equal(2))
+	g.Expect(eventsWithReason(ns, "app", stagesetv1.UpdateDeferredReason)[0].Severity).To(Equal(eventv1.EventSeverityInfo),
+		"the Ready=False UpdateDeferred of a first rollout is Normal, no failure")
 	ev := eventsWithReason(ns, "app", stagesetv1.UpdateDeferredReason)[1]
 	g.Expect(ev.Severity).To(Equal(eventv1.EventSeverityInfo))
 	g.Expect(ev.Metadata).To(HaveKeyWithValue("stageset.io/revision", "rev-2"))
