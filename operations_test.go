@@ -89,7 +89,7 @@ func TestOperationsDocMatchesTheCode(t *testing.T) {
 
 	reasons := reasonConstants(t, "api/v1/condition_types.go", "internal/controller/stageset_migrations.go")
 	words := map[string]bool{ // names that are neither reasons nor alerts
-		"StageSet": true, "Alert": true, "Provider": true, "Ready": true, "Reconciling": true, "Stalled": true,
+		"StageSet": true, "Alert": true, "Provider": true, "Receiver": true, "Ready": true, "Reconciling": true, "Stalled": true,
 		"Enabled": true, "Warn": true, "Disabled": true, "StageSetReconcileErrorsHigh": true,
 	}
 	for _, a := range runbook.Alerts {
