@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/stageset/stageset-controller/internal/version.Version=$
 
 CONTROLLER_GEN := go tool controller-gen
 # Generated files, checked for staleness by `make test`.
-GENERATED := api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/testdata/crds
+GENERATED := api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/testdata/crds config/chart/stageset-controller/files/crds
 
 .PHONY: all
 all: build
@@ -28,6 +28,24 @@ all: build
 build: ## Build bin/stageset-controller and bin/stagesetctl.
 	go build -ldflags "$(LDFLAGS)" -o bin/stageset-controller .
 	go build -ldflags "$(LDFLAGS)" -o bin/stagesetctl ./cmd/stagesetctl
+
+# The image. `make image` writes it as a tarball with no Docker (hack/image);
+# the Dockerfile builds the same image for people with Docker: keep the two in
+# step. IMG is the reference the tarball is tagged with (docker load and
+# podman load keep it). REVISION and SOURCE_DATE_EPOCH, the commit time (so
+# one commit gives one image, byte for byte), fill the OCI labels.
+# IMAGE_ARCH=arm64 builds for another architecture.
+IMG ?= ghcr.io/stageset/stageset-controller:$(VERSION)
+IMAGE_ARCH ?= $(shell go env GOARCH)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_BINARY := $(CURDIR)/bin/image/linux-$(IMAGE_ARCH)/stageset-controller
+
+.PHONY: image
+image: ## Build the controller image without Docker into bin/stageset-controller-image.tar (for docker load, podman load, crane push) and print its digest.
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(IMAGE_BINARY) .
+	cd hack/image && GOOS= GOARCH= go run . --binary=$(IMAGE_BINARY) --output=$(CURDIR)/bin/stageset-controller-image.tar \
+	  --tag=$(IMG) --version=$(VERSION) --revision=$(REVISION) --source-date-epoch=$(SOURCE_DATE_EPOCH)
 
 .PHONY: run
 run: build localbin ## Start a local control plane, the controller and the sample StageSet, and stream the rollout (Ctrl-C stops and cleans up).
@@ -40,13 +58,15 @@ run-cluster: build ## Install the CRDs into the cluster of the current kubeconfi
 	  --integrity-key-secret=kube-system/stageset-controller-integrity-key
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code, the CRD, the RBAC role and the Flux source CRDs for tests.
+generate: ## Regenerate deepcopy code, the CRD, the RBAC role and the Flux source and notification CRDs for tests.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=github.com/stageset/stageset-controller/api/v1
 	$(CONTROLLER_GEN) crd paths=github.com/stageset/stageset-controller/api/v1 output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/stageset.io_stagesets.yaml config/chart/stageset-controller/files/crds/
 	$(CONTROLLER_GEN) rbac:roleName=stageset-controller paths=./internal/controller/... output:rbac:artifacts:config=config/rbac
 	rm -rf config/testdata/crds
 	$(CONTROLLER_GEN) crd paths=github.com/fluxcd/source-controller/api/v1 output:crd:artifacts:config=config/testdata/crds
 	rm -f config/testdata/crds/source.toolkit.fluxcd.io_helm*.yaml
+	$(CONTROLLER_GEN) crd paths=github.com/fluxcd/notification-controller/api/... output:crd:artifacts:config=config/testdata/crds
 
 .PHONY: check-generated
 check-generated: ## Fail when generated files differ from what `make generate` produces.
@@ -104,6 +124,9 @@ $(TESTBIN_DIR)/%:
 test: localbin check-generated vet ## Run every test against the real API server and the local control plane (the one test command; CI runs it).
 	go test -race ./...
 	cd api && go test -race ./...
+	# The chart, its alerts and the dashboard (tests/install): no -race, these are manifest tests, and -race would compile Prometheus and Helm a second time on CI's 2 cores.
+	cd tests/install && go test ./...
+	cd hack/image && go test ./...
 
 .PHONY: bench
 bench: testbin ## Benchmark a steady-state run against a plain server-side apply loop, and the controller's memory with 1,000 StageSets (see docs/performance.md).
