@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
@@ -42,17 +47,60 @@ const controllerNamespace = "stageset-system"
 // own arguments, it keeps the webhook's caBundle current, serves the
 // webhook the API server calls, holds its Lease and rolls the sample
 // StageSet of config/samples out to Ready.
+func TestDefaultInstallRunsWithItsOwnServiceAccount(t *testing.T) {
+	objs, err := testenv.Kustomize(filepath.Join(testenv.RepoRoot(), "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runInstalled(t, objs)
+}
+
+// The same with the Helm chart, rendered with its default values as `helm
+// install --namespace stageset-system --create-namespace` would (by
+// tests/install/cmd/render: this module does not take the Helm library).
+func TestChartInstallRunsWithItsOwnServiceAccount(t *testing.T) {
+	render := exec.Command("go", "run", "./cmd/render")
+	render.Dir = filepath.Join(testenv.RepoRoot(), "tests", "install")
+	var stderr strings.Builder
+	render.Stderr = &stderr
+	out, err := render.Output()
+	if err != nil {
+		t.Fatalf("rendering the chart: %v\n%s", err, stderr.String())
+	}
+	objs := []*unstructured.Unstructured{{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": controllerNamespace},
+	}}}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		obj := map[string]any{}
+		if err := dec.Decode(&obj); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatal(err)
+		}
+		if len(obj) > 0 {
+			objs = append(objs, &unstructured.Unstructured{Object: obj})
+		}
+	}
+	runInstalled(t, objs)
+}
+
+// runInstalled applies objs, an install of the controller into
+// stageset-system, to a local control plane of its own, runs the controller
+// binary with the installed ServiceAccount's token and the installed
+// Deployment's arguments, and rolls the sample StageSet out.
 //
 // A control plane of its own: the shared one runs an admin controller that
 // would reconcile the sample too, and a webhook with failurePolicy Fail
 // would stand in front of every other test's StageSets.
-func TestDefaultInstallRunsWithItsOwnServiceAccount(t *testing.T) {
+func runInstalled(t *testing.T, objs []*unstructured.Unstructured) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	root := testenv.RepoRoot()
 	logs, err := os.Create(filepath.Join(t.TempDir(), "cluster.log"))
 	g.Expect(err).NotTo(HaveOccurred())
-	// The Flux source CRDs only: config/default installs the StageSet CRD.
+	// The Flux source CRDs only: the install brings the StageSet CRD.
 	local, err := localcluster.Start(ctx, localcluster.Options{
 		BinDir:   testenv.AssetsDirFor(root),
 		KwokDir:  localcluster.KwokDir(root),
@@ -64,8 +112,17 @@ func TestDefaultInstallRunsWithItsOwnServiceAccount(t *testing.T) {
 	t.Cleanup(func() { _ = local.Stop() })
 	c := local.Client
 
-	objs, err := testenv.Kustomize(filepath.Join(root, "config", "default"))
-	g.Expect(err).NotTo(HaveOccurred())
+	// Namespaces, then CRDs, then the rest, as kubectl and Helm order them.
+	first := map[string]int{"Namespace": 0, "CustomResourceDefinition": 1}
+	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
+		rank := func(o *unstructured.Unstructured) int {
+			if r, ok := first[o.GetKind()]; ok {
+				return r
+			}
+			return 2
+		}
+		return rank(a) - rank(b)
+	})
 	var args []string
 	for _, obj := range objs {
 		g.Expect(c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("kubectl"), client.ForceOwnership)).
