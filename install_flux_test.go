@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -50,14 +49,7 @@ func buildFluxSystem(t *testing.T) []*unstructured.Unstructured {
 		kustomization += "- " + rel("testdata", "crds", crd) + "\n"
 	}
 	kustomization += "components:\n- " + rel("flux") + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	objs, err := testenv.Kustomize(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return objs
+	return kustomizeIn(t, dir, kustomization)
 }
 
 // installCRD replaces the spec of the installed CRD with crd's until the

@@ -85,7 +85,12 @@ func buildRBAC(t *testing.T, folder, ns string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kustomization := "namespace: " + ns + "\nnamePrefix: " + ns + "-\nresources: [" + rel + "]\n"
+	return kustomizeIn(t, dir, "namespace: "+ns+"\nnamePrefix: "+ns+"-\nresources: ["+rel+"]\n")
+}
+
+// kustomizeIn writes kustomization into dir and builds it.
+func kustomizeIn(t *testing.T, dir, kustomization string) []*unstructured.Unstructured {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
 		t.Fatal(err)
 	}
