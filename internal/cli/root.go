@@ -1,6 +1,6 @@
-// Package cli implements stagesetctl. Today it has get and version; the
-// other commands of the specification (tree, reconcile, suspend, resume,
-// build, diff, events) come with their own change.
+// Package cli implements stagesetctl. Today it has get, reconcile and
+// version; the other commands of the specification (tree, suspend, resume,
+// build, diff, events, history) come with their own change.
 package cli
 
 import (
@@ -24,6 +24,7 @@ func NewRootCommand(out io.Writer) *cobra.Command {
 	k := &kubeOptions{}
 	k.bindFlags(root.PersistentFlags())
 	root.AddCommand(newGetCommand(k))
+	root.AddCommand(newReconcileCommand(k))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the stagesetctl version",

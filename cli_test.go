@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/cli"
+	"github.com/stageset/stageset-controller/internal/testenv"
+)
+
+// stagesetctl runs the CLI against the test API server as an admin user.
+func stagesetctl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	data, err := env.Kubeconfig("stagesetctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := cli.NewRootCommand(&out)
+	cmd.SetArgs(append(args, "--kubeconfig", path))
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// stagesetctl reconcile stamps a request, waits for the controller to
+// handle it and reports the outcome: the applied revision, or the Ready
+// message with its runbook link as the error.
+func TestStagesetctlReconcile(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	publishRepo(t, ns, "rev-1", map[string]string{"app/cm.yaml": appConfigMap("one")})
+	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./app"})
+	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
+	startController(t, "--runbook-base-url=https://runbooks.example.com/stageset")
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+
+	out, err := stagesetctl(t, "reconcile", "app", "-n", ns, "--timeout=1m")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("✔ applied revision rev-1"))
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+	g.Expect(obj.Status.LastHandledReconcileAt).NotTo(BeEmpty())
+	g.Expect(obj.Annotations).To(HaveKeyWithValue("reconcile.fluxcd.io/requestedAt", obj.Status.LastHandledReconcileAt))
+
+	// A revision that fails: the stage's progress, then the Ready message
+	// with its runbook link, as the error.
+	publishRepo(t, ns, "rev-2", map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n"})
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("False/BuildFailed"))
+	out, err = stagesetctl(t, "reconcile", "app", "-n", ns, "--timeout=1m")
+	g.Expect(err).To(MatchError(And(HavePrefix("BuildFailed: "), HaveSuffix("(runbook: https://runbooks.example.com/stageset/buildfailed/)"))), out)
+
+	_, err = stagesetctl(t, "reconcile", "nothing", "-n", ns)
+	g.Expect(err).To(MatchError("StageSet " + ns + "/nothing not found"))
+	g.Expect(env.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`)))).To(Succeed())
+	_, err = stagesetctl(t, "reconcile", "app", "-n", ns)
+	g.Expect(err).To(MatchError(ContainSubstring("is suspended")))
+}
+
+// --force passes a closed update window once: the deferred revision rolls
+// out and reconcile reports it.
+func TestStagesetctlReconcileForcePassesAClosedWindow(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	publishRepo(t, ns, "rev-1", map[string]string{"app/cm.yaml": appConfigMap("one")})
+	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./app"})
+	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
+	startController(t)
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+
+	// Always closed from now on: a deny window open all the time.
+	g.Expect(env.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType,
+		[]byte(`{"spec":{"updateWindows":[{"type":"Deny","schedule":"* * * * *","duration":"1h"}]}}`)))).To(Succeed())
+	publishRepo(t, ns, "rev-2", map[string]string{"app/cm.yaml": appConfigMap("two")})
+	g.Eventually(func() *stagesetv1.PendingUpdate {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		return obj.Status.PendingUpdate
+	}, testenv.Timeout, testenv.Poll).ShouldNot(BeNil())
+
+	out, err := stagesetctl(t, "reconcile", "app", "-n", ns, "--timeout=1m")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("✔ applied revision rev-1"), "without --force the window holds")
+
+	out, err = stagesetctl(t, "reconcile", "app", "-n", ns, "--force", "--timeout=1m")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("✔ applied revision rev-2"))
+	g.Expect(out).To(ContainSubstring("stage app: Ready"))
+}
