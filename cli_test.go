@@ -98,3 +98,38 @@ func TestStagesetctlReconcileForcePassesAClosedWindow(t *testing.T) {
 	g.Expect(out).To(ContainSubstring("✔ applied revision rev-2"))
 	g.Expect(out).To(ContainSubstring("stage app: Ready"))
 }
+
+// suspend stops runs; resume lifts it and waits for the next run's outcome,
+// as flux suspend/resume do; --all takes every StageSet of the namespace.
+func TestStagesetctlSuspendResume(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	publishRepo(t, ns, "rev-1", map[string]string{"app/cm.yaml": appConfigMap("one")})
+	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./app"})
+	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
+	startController(t)
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+
+	out, err := stagesetctl(t, "suspend", "app", "-n", ns)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("False/Suspended"))
+	g.Expect(obj.Spec.Suspend).To(BeTrue())
+
+	// A new revision waits while suspended, and rolls out on resume.
+	publishRepo(t, ns, "rev-2", map[string]string{"app/cm.yaml": appConfigMap("two")})
+	g.Consistently(func() string {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		return obj.Status.LastAppliedRevision
+	}, "2s", testenv.Poll).Should(Equal("rev-1"))
+	out, err = stagesetctl(t, "resume", "--all", "-n", ns, "--timeout=1m")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("✔ applied revision rev-2"))
+	g.Expect(readyOf(g, obj)()).To(Equal("True/Succeeded"))
+	g.Expect(obj.Spec.Suspend).To(BeFalse())
+
+	_, err = stagesetctl(t, "suspend", "-n", ns)
+	g.Expect(err).To(MatchError("suspend needs a StageSet name or --all, not both"))
+	_, err = stagesetctl(t, "resume", "nothing", "-n", ns)
+	g.Expect(err).To(MatchError("StageSet " + ns + "/nothing not found"))
+}

@@ -1,6 +1,6 @@
-// Package cli implements stagesetctl. Today it has get, reconcile and
-// version; the other commands of the specification (tree, suspend, resume,
-// build, diff, events, history) come with their own change.
+// Package cli implements stagesetctl. Today it has get, reconcile, suspend,
+// resume and version; the other commands of the specification (tree, build,
+// diff, events, history) come with their own change.
 package cli
 
 import (
@@ -25,6 +25,8 @@ func NewRootCommand(out io.Writer) *cobra.Command {
 	k.bindFlags(root.PersistentFlags())
 	root.AddCommand(newGetCommand(k))
 	root.AddCommand(newReconcileCommand(k))
+	root.AddCommand(newSuspendCommand(k, true))
+	root.AddCommand(newSuspendCommand(k, false))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the stagesetctl version",
