@@ -34,18 +34,27 @@ func stagesetctl(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// readyApp creates StageSet "app" over rev-1 in a new namespace, starts the
+// controller with args and waits for it to be Ready.
+func readyApp(t *testing.T, g Gomega, args ...string) *stagesetv1.StageSet {
+	t.Helper()
+	ns := env.NewNamespace(t)
+	publishRepo(t, ns, "rev-1", map[string]string{"app/cm.yaml": appConfigMap("one")})
+	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./app"})
+	g.Expect(env.Client.Create(context.Background(), obj)).To(Succeed())
+	startController(t, args...)
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+	return obj
+}
+
 // stagesetctl reconcile stamps a request, waits for the controller to
 // handle it and reports the outcome: the applied revision, or the Ready
 // message with its runbook link as the error.
 func TestStagesetctlReconcile(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := env.NewNamespace(t)
-	publishRepo(t, ns, "rev-1", map[string]string{"app/cm.yaml": appConfigMap("one")})
-	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./app"})
-	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
-	startController(t, "--runbook-base-url=https://runbooks.example.com/stageset")
-	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+	obj := readyApp(t, g, "--runbook-base-url=https://runbooks.example.com/stageset")
+	ns := obj.Namespace
 
 	out, err := stagesetctl(t, "reconcile", "app", "-n", ns, "--timeout=1m")
 	g.Expect(err).NotTo(HaveOccurred(), out)
@@ -73,12 +82,8 @@ func TestStagesetctlReconcile(t *testing.T) {
 func TestStagesetctlReconcileForcePassesAClosedWindow(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := env.NewNamespace(t)
-	publishRepo(t, ns, "rev-1", map[string]string{"app/cm.yaml": appConfigMap("one")})
-	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./app"})
-	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
-	startController(t)
-	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+	obj := readyApp(t, g)
+	ns := obj.Namespace
 
 	// Always closed from now on: a deny window open all the time.
 	g.Expect(env.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType,
@@ -104,12 +109,8 @@ func TestStagesetctlReconcileForcePassesAClosedWindow(t *testing.T) {
 func TestStagesetctlSuspendResume(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := env.NewNamespace(t)
-	publishRepo(t, ns, "rev-1", map[string]string{"app/cm.yaml": appConfigMap("one")})
-	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./app"})
-	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
-	startController(t)
-	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+	obj := readyApp(t, g)
+	ns := obj.Namespace
 
 	out, err := stagesetctl(t, "suspend", "app", "-n", ns)
 	g.Expect(err).NotTo(HaveOccurred(), out)
