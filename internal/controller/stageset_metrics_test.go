@@ -59,8 +59,10 @@ func TestMetricsFollowTheStageSetAndLeaveWithIt(t *testing.T) {
 
 	g.Expect(series(g, "stageset_reconcile_total", map[string]string{"namespace": ns, "name": "shop", "reason": "Succeeded"})).
 		To(ConsistOf(BeNumerically(">=", 1)))
+	// At least once: the source's create event may start a second, steady
+	// run, which applies and verifies the stage again.
 	g.Expect(series(g, "stageset_stage_applied_total", map[string]string{"namespace": ns, "name": "shop", "stage": "b"})).
-		To(ConsistOf(1.0))
+		To(ConsistOf(BeNumerically(">=", 1)))
 	g.Expect(series(g, "stageset_stage_ready", map[string]string{"namespace": ns, "stageset": "shop", "stage": "a"})).
 		To(ConsistOf(1.0))
 
