@@ -110,12 +110,14 @@ func (s *run) heldAfterRollback() bool {
 }
 
 // windowOpen tells whether an update window lets a change through now (SPEC
-// §5); a forceAt token lets it through once.
+// §5); a forceAt token lets it through once. The parsed windows are kept
+// for deferRollout.
 func (s *run) windowOpen() (bool, error) {
 	schedule, err := window.Parse(s.obj.Spec.UpdateWindows)
 	if err != nil {
 		return false, stalled(stagesetv1.InvalidSpecReason, fmt.Errorf("invalid update window: %w", err))
 	}
+	s.windows = schedule
 	return s.forced || schedule.Open(s.r.now()), nil
 }
 

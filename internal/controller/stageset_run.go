@@ -22,6 +22,7 @@ import (
 	"github.com/stageset/stageset-controller/internal/snapshot"
 	"github.com/stageset/stageset-controller/internal/source"
 	"github.com/stageset/stageset-controller/internal/validation"
+	"github.com/stageset/stageset-controller/internal/window"
 )
 
 // run is the state of one reconcile of one StageSet: the pinned revision set
@@ -63,6 +64,8 @@ type run struct {
 	// successful run; artifacts is the run's artifact cache.
 	plans     []plannedStage
 	artifacts *source.Cache
+	// windows are the update windows, parsed when decide gates a change.
+	windows *window.Schedule
 	// deferredUntil is the next window opening of a deferred rollout.
 	deferredUntil time.Time
 	// kube is the StageSet's client (impersonated, or remote).
@@ -149,10 +152,9 @@ func (s *run) rollout(ctx context.Context, mgr *apply.Manager) error {
 	// A rollout replaces whatever change was pending.
 	s.obj.Status.PendingUpdate = nil
 	s.obj.Status.LastAttemptedInputs = s.inputsDigest
-	conditions.MarkReconciling(s.obj, meta.ProgressingReason, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
 	conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
-	if err := s.r.patchStatus(ctx, s.obj, s.patcher); err != nil {
-		return bookkeepingFailed(fmt.Errorf("writing the progress of the rollout: %w", err))
+	if err := s.patchProgress(ctx, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision); err != nil {
+		return err
 	}
 
 	for _, plan := range s.plans {

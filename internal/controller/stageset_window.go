@@ -10,18 +10,13 @@ import (
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
-	"github.com/stageset/stageset-controller/internal/window"
 )
 
 // deferRollout holds a change while no update window is open (SPEC §5):
 // status.pendingUpdate names it, the deferral is announced once per revision
 // set, and the run re-asserts the last good snapshot instead.
 func (s *run) deferRollout(ctx context.Context, mgr *apply.Manager) error {
-	schedule, err := window.Parse(s.obj.Spec.UpdateWindows)
-	if err != nil { // decide parsed them
-		return stalled(stagesetv1.InvalidSpecReason, fmt.Errorf("invalid update window: %w", err))
-	}
-	next, ok := schedule.NextOpening(s.r.now())
+	next, ok := s.windows.NextOpening(s.r.now())
 	pending := &stagesetv1.PendingUpdate{Revisions: s.revisions}
 	if ok {
 		pending.NextWindowOpens = &metav1.Time{Time: next}
