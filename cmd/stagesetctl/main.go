@@ -1,17 +1,14 @@
 // Command stagesetctl is the command-line client of the StageSet controller.
-// It is also installable as the kubectl plugin kubectl-stageset.
+// The same binary is the Flux CLI plugin flux-stageset and the kubectl
+// plugin kubectl-stageset: it reads the name it was called by.
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/stageset/stageset-controller/internal/cli"
 )
 
 func main() {
-	if err := cli.NewRootCommand(os.Stdout).Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Main(os.Args[0], os.Args[1:], os.Stdout, os.Stderr))
 }

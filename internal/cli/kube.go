@@ -1,41 +1,95 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/tools/clientcmd"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stageset/stageset-controller/internal/scheme"
 )
 
-// kubeOptions are the kubectl-style connection flags.
+// kubeOptions are the connection flags of kubectl and flux (--kubeconfig,
+// --context, -n, --as, --as-group, --server, --token, ...), from
+// k8s.io/cli-runtime so that they mean exactly what they mean there.
 type kubeOptions struct {
-	kubeconfig string
-	context    string
-	namespace  string
+	flags *genericclioptions.ConfigFlags
+	// restConfig, when set, replaces the flags (tests).
+	restConfig *rest.Config
+}
+
+func newKubeOptions() *kubeOptions {
+	return &kubeOptions{flags: genericclioptions.NewConfigFlags(true)}
 }
 
 func (k *kubeOptions) bindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")
-	fs.StringVar(&k.context, "context", "", "The kubeconfig context to use.")
-	fs.StringVarP(&k.namespace, "namespace", "n", "", "The namespace (default: the context's namespace, else default).")
+	k.flags.AddFlags(fs)
+}
+
+// config returns the REST config of the chosen cluster.
+func (k *kubeOptions) config() (*rest.Config, error) {
+	if k.restConfig != nil {
+		return rest.CopyConfig(k.restConfig), nil
+	}
+	cfg, err := k.flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster to talk to: %w", err)
+	}
+	// The CLI lists and watches; the client-go default (5 QPS) would make a
+	// large `get -A` or `tree --health` crawl.
+	cfg.QPS, cfg.Burst = 50, 100
+	return cfg, nil
+}
+
+// namespace is -n, else the kubeconfig context's namespace, else default.
+func (k *kubeOptions) namespace() (string, error) {
+	ns, _, err := k.flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return "", fmt.Errorf("reading the kubeconfig: %w", err)
+	}
+	return ns, nil
 }
 
 // client returns a client for the chosen cluster and the namespace to use.
 func (k *kubeOptions) client() (client.Client, string, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = k.kubeconfig
-	cfg := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: k.context})
-	restConfig, err := cfg.ClientConfig()
+	cfg, err := k.config()
 	if err != nil {
 		return nil, "", err
 	}
-	ns := k.namespace
-	if ns == "" {
-		if ns, _, err = cfg.Namespace(); err != nil {
-			return nil, "", err
-		}
+	ns, err := k.namespace()
+	if err != nil {
+		return nil, "", err
 	}
-	c, err := client.New(restConfig, client.Options{Scheme: scheme.New()})
-	return c, ns, err
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return nil, "", explain(err)
+	}
+	return c, ns, nil
+}
+
+// explain turns the errors every command can meet into one readable line:
+// an unreachable cluster, missing rights (the API server's message names
+// the user, the verb and the resource), a timeout.
+func explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var urlErr *url.Error
+	var netErr *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return err
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("permission denied: %w", err)
+	case errors.As(err, &netErr) || errors.As(err, &urlErr):
+		return fmt.Errorf("cannot reach the cluster: %w", err)
+	}
+	return err
 }

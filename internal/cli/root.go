@@ -1,40 +1,118 @@
-// Package cli implements stagesetctl. Today it has get, reconcile, suspend,
-// resume and version; the other commands of the specification (tree, build,
-// diff, events, history) come with their own change.
+// Package cli implements stagesetctl, which also runs as the Flux CLI plugin
+// flux-stageset (`flux stageset ...`) and the kubectl plugin
+// kubectl-stageset (`kubectl stageset ...`).
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/stageset/stageset-controller/internal/version"
 )
+
+// The names the binary answers to. Each is the same program; help,
+// examples and completion show the name it was called by.
+const (
+	nameStagesetctl = "stagesetctl"
+	nameFlux        = "flux-stageset"
+	nameKubectl     = "kubectl-stageset"
+)
+
+// DisplayName is how a user types the command that runs the binary called
+// arg0: "flux stageset" for the Flux plugin, "kubectl stageset" for the
+// kubectl plugin, else "stagesetctl".
+func DisplayName(arg0 string) string {
+	base := strings.TrimSuffix(filepath.Base(arg0), ".exe")
+	switch base {
+	case nameFlux:
+		return "flux stageset"
+	case nameKubectl, "kubectl_complete-stageset":
+		return "kubectl stageset"
+	}
+	return nameStagesetctl
+}
+
+// ExitError carries an exit code other than 1 (diff exits 1 for changes
+// and 2 for errors, so that CI can tell them apart).
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Main runs the command line args of the binary called arg0 and returns the
+// exit code: 0, 1 for an error (printed as one line on errOut), or the
+// code of an ExitError.
+func Main(arg0 string, args []string, out, errOut io.Writer) int {
+	cmd := NewCommand(DisplayName(arg0), out)
+	cmd.SetErr(errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return 0
+	}
+	code := 1
+	var exit *ExitError
+	if errors.As(err, &exit) {
+		code = exit.Code
+		err = exit.Err
+	}
+	if err != nil {
+		fmt.Fprintln(errOut, "✗", explain(err))
+	}
+	return code
+}
 
 // NewRootCommand returns the stagesetctl command tree writing to out.
 func NewRootCommand(out io.Writer) *cobra.Command {
+	return NewCommand(nameStagesetctl, out)
+}
+
+// NewCommand returns the command tree as the user calls it: name is
+// "stagesetctl", "flux stageset" or "kubectl stageset".
+func NewCommand(name string, out io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "stagesetctl",
+		Use:           nameStagesetctl,
 		Short:         "Inspect and operate StageSets",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	if name != nameStagesetctl {
+		// cobra prints this name in usage lines and completion scripts.
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: name}
+	}
 	root.SetOut(out)
-	k := &kubeOptions{}
+	k := newKubeOptions()
 	k.bindFlags(root.PersistentFlags())
 	root.AddCommand(newGetCommand(k))
 	root.AddCommand(newReconcileCommand(k))
 	root.AddCommand(newSuspendCommand(k, true))
 	root.AddCommand(newSuspendCommand(k, false))
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the stagesetctl version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "stagesetctl", version.String())
-			return err
-		},
-	})
+	root.AddCommand(newVersionCommand(k))
+
+	// Examples and long help are written for stagesetctl; show them as the
+	// user types them.
+	if name != nameStagesetctl {
+		var rename func(c *cobra.Command)
+		rename = func(c *cobra.Command) {
+			c.Example = strings.ReplaceAll(c.Example, nameStagesetctl+" ", name+" ")
+			c.Long = strings.ReplaceAll(c.Long, nameStagesetctl+" ", name+" ")
+			for _, sub := range c.Commands() {
+				rename(sub)
+			}
+		}
+		rename(root)
+	}
 	return root
 }
