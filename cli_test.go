@@ -5,9 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -133,4 +137,45 @@ func TestStagesetctlSuspendResume(t *testing.T) {
 	g.Expect(err).To(MatchError("suspend needs a StageSet name or --all, not both"))
 	_, err = stagesetctl(t, "resume", "nothing", "-n", ns)
 	g.Expect(err).To(MatchError("StageSet " + ns + "/nothing not found"))
+}
+
+// --with-source asks the source for a new fetch first, waits for its new
+// artifact, then reconciles the StageSet, which rolls that artifact out. A
+// suspended source is refused with the command that resumes it.
+func TestStagesetctlReconcileWithSource(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	obj := readyApp(t, g)
+	ns := obj.Namespace
+
+	// This plays source-controller: a request stamped on the GitRepository
+	// is handled by publishing rev-2.
+	artifact, err := env.Artifacts.Publish(ns+"/repo/rev-2.tar.gz", "rev-2", map[string]string{"app/cm.yaml": appConfigMap("two")})
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() {
+		for ctx.Err() == nil {
+			repo := &sourcev1.GitRepository{}
+			if env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "repo"}, repo) == nil {
+				if req := repo.Annotations["reconcile.fluxcd.io/requestedAt"]; req != "" && repo.Status.LastHandledReconcileAt != req {
+					repo.Status.LastHandledReconcileAt = req
+					_ = testenv.SetArtifact(ctx, env.Client, repo, artifact)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+
+	out, err := stagesetctl(t, "reconcile", "app", "-n", ns, "--with-source", "--timeout=1m")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	fetched := strings.Index(out, "✔ fetched revision rev-2")
+	g.Expect(fetched).To(BeNumerically(">", strings.Index(out, "► annotating GitRepository/"+ns+"/repo")), out)
+	g.Expect(strings.Index(out, "► annotating StageSet")).To(BeNumerically(">", fetched), out)
+	g.Expect(out).To(ContainSubstring("✔ applied revision rev-2"))
+
+	cancel()
+	g.Expect(env.Client.Patch(context.Background(), &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "repo"}},
+		client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`)))).To(Succeed())
+	_, err = stagesetctl(t, "reconcile", "app", "-n", ns, "--with-source")
+	g.Expect(err).To(MatchError("GitRepository/" + ns + "/repo is suspended: resume it first (flux resume source git repo -n " + ns + ")"))
 }

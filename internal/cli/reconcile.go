@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -21,9 +22,12 @@ import (
 const reconcilePoll = time.Second
 
 type reconcileOptions struct {
-	force   bool
-	quiet   bool
-	timeout time.Duration
+	force      bool
+	quiet      bool
+	withSource bool
+	timeout    time.Duration
+	// live redraws a line per stage in place (on a terminal).
+	live bool
 	// now stamps the request token; tests set it.
 	now func() time.Time
 }
@@ -38,8 +42,13 @@ reconcile.fluxcd.io/forceAt, which also lets a change held by a closed update
 window roll out once), shows the stages as they progress, and waits until the
 controller has handled the request: exit 0 when the StageSet is Ready,
 non-zero with its Ready message otherwise. A new request also lifts the hold
-on a rolled back revision set.`,
+on a rolled back revision set. With --with-source, every source the stages
+name is reconciled first, and its new artifact waited for.
+
+On a terminal each stage has a line that is updated in place; elsewhere a
+line is printed whenever a stage changes phase.`,
 		Example: `  stagesetctl reconcile shop -n apps
+  stagesetctl reconcile shop -n apps --with-source
   stagesetctl reconcile shop -n apps --force --timeout 10m`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,11 +56,13 @@ on a rolled back revision set.`,
 			if err != nil {
 				return err
 			}
+			o.live = isTerminal(cmd.OutOrStdout())
 			return o.run(cmd.Context(), cmd.OutOrStdout(), c, client.ObjectKey{Namespace: ns, Name: args[0]})
 		},
 	}
 	cmd.Flags().BoolVar(&o.force, "force", false, "Also stamp reconcile.fluxcd.io/forceAt: a change deferred by a closed update window rolls out once.")
 	cmd.Flags().BoolVar(&o.quiet, "quiet", false, "Print only the outcome, not the stages as they progress.")
+	cmd.Flags().BoolVar(&o.withSource, "with-source", false, "First reconcile every source the stages name and wait for its new artifact.")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the controller to handle the request.")
 	return cmd
 }
@@ -68,11 +79,16 @@ func (o *reconcileOptions) run(ctx context.Context, out io.Writer, c client.Clie
 		return fmt.Errorf("StageSet %s is suspended: resume it first", key)
 	}
 
-	// Only what changes from here on is printed.
-	phases := map[string]string{}
-	printStages(io.Discard, obj, phases)
-
 	token := o.now().Format(time.RFC3339Nano)
+	if o.withSource {
+		if err := o.reconcileSources(ctx, out, c, obj, token); err != nil {
+			return err
+		}
+	}
+
+	// Only what changes from here on is printed.
+	progress := newStageProgress(out, o.live && !o.quiet)
+	progress.skip(obj)
 	patch := client.MergeFrom(obj.DeepCopy())
 	annotations := obj.GetAnnotations()
 	if annotations == nil {
@@ -99,9 +115,10 @@ func (o *reconcileOptions) run(ctx context.Context, out io.Writer, c client.Clie
 			return err
 		}
 		if !o.quiet {
-			printStages(out, obj, phases)
+			progress.show(obj)
 		}
 		if done, err := handled(obj, token, o.force); done {
+			progress.end()
 			if err != nil {
 				return err
 			}
@@ -137,19 +154,87 @@ func handled(obj *stagesetv1.StageSet, token string, force bool) (bool, error) {
 	return true, nil
 }
 
-// printStages prints a line for every stage whose phase changed since the
-// last call (seen holds the phases printed).
-func printStages(out io.Writer, obj *stagesetv1.StageSet, seen map[string]string) {
+// stageProgress shows the stages as a run goes: a line per stage updated
+// in place on a terminal (live), else a line whenever a stage changes.
+type stageProgress struct {
+	out   io.Writer
+	live  bool
+	block liveBlock
+	// seen holds the state printed per stage (appended lines).
+	seen map[string]string
+	// changed is set once a stage moved: until then a live view stays
+	// empty, as the appended lines print nothing for an idle StageSet.
+	changed bool
+	start   map[string]string
+}
+
+func newStageProgress(out io.Writer, live bool) *stageProgress {
+	return &stageProgress{out: out, live: live, block: liveBlock{out: out}, seen: map[string]string{}}
+}
+
+// skip records the stages' state before the request: only changes from
+// there on are shown.
+func (p *stageProgress) skip(obj *stagesetv1.StageSet) {
+	p.start = map[string]string{}
 	for _, st := range obj.Status.Stages {
-		state := string(st.Phase) + " " + st.Revision
-		if seen[st.Name] == state {
-			continue
-		}
-		seen[st.Name] = state
-		fmt.Fprintf(out, "  stage %s: %s", st.Name, st.Phase)
-		if st.Message != "" {
-			fmt.Fprintf(out, " (%s)", st.Message)
-		}
-		fmt.Fprintln(out)
+		p.seen[st.Name] = stageState(st)
+		p.start[st.Name] = stageState(st)
 	}
+}
+
+func (p *stageProgress) show(obj *stagesetv1.StageSet) {
+	if !p.live {
+		for _, st := range obj.Status.Stages {
+			if p.seen[st.Name] == stageState(st) {
+				continue
+			}
+			p.seen[st.Name] = stageState(st)
+			fmt.Fprintln(p.out, "  "+stageLine(st))
+		}
+		return
+	}
+	if !p.changed {
+		for _, st := range obj.Status.Stages {
+			if p.start[st.Name] != stageState(st) {
+				p.changed = true
+			}
+		}
+		if !p.changed {
+			return
+		}
+	}
+	var text strings.Builder
+	for _, st := range obj.Status.Stages {
+		fmt.Fprintf(&text, "%s %s\n", phaseSymbol(st.Phase), stageLine(st))
+	}
+	p.block.draw(text.String())
+}
+
+// end keeps what the live view shows.
+func (p *stageProgress) end() { p.block.keep() }
+
+// stageState is what a new appended line is printed for: the stage's phase
+// and revision (a message that changes while a stage verifies is not news).
+func stageState(st stagesetv1.StageStatus) string {
+	return string(st.Phase) + " " + st.Revision
+}
+
+func stageLine(st stagesetv1.StageStatus) string {
+	line := fmt.Sprintf("stage %s: %s", st.Name, st.Phase)
+	if st.Message != "" {
+		line += " (" + strings.Join(strings.Fields(st.Message), " ") + ")"
+	}
+	return line
+}
+
+func phaseSymbol(phase stagesetv1.StagePhase) string {
+	switch phase {
+	case stagesetv1.StagePhaseReady:
+		return "✔"
+	case stagesetv1.StagePhaseFailed:
+		return "✗"
+	case stagesetv1.StagePhasePending, "":
+		return "·"
+	}
+	return "◎"
 }

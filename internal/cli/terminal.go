@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// isTerminal tells whether out is an interactive terminal, where progress
+// is redrawn in place; anywhere else (a pipe, a file, CI logs) output is
+// appended line by line.
+func isTerminal(out io.Writer) bool {
+	f, ok := out.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// liveBlock is a block of lines at the bottom of a terminal that is
+// redrawn in place: each draw moves the cursor back over the lines of the
+// previous one and overwrites them.
+type liveBlock struct {
+	out   io.Writer
+	lines int
+}
+
+// draw replaces the block with text (lines ended by "\n").
+func (b *liveBlock) draw(text string) {
+	var s strings.Builder
+	if b.lines > 0 {
+		fmt.Fprintf(&s, "\x1b[%dA", b.lines) // cursor up to the block's first line
+	}
+	s.WriteString("\r\x1b[J") // clear from there to the end of the screen
+	s.WriteString(text)
+	b.lines = strings.Count(text, "\n")
+	io.WriteString(b.out, s.String())
+}
+
+// keep ends the block: what it shows stays, the next draw starts below.
+func (b *liveBlock) keep() { b.lines = 0 }
