@@ -45,7 +45,7 @@ func StageSet(obj *stagesetv1.StageSet, opts Options) field.ErrorList {
 	var errs field.ErrorList
 
 	if spec.Interval.Duration <= 0 {
-		errs = append(errs, field.Invalid(path.Child("interval"), spec.Interval.String(), "must be greater than zero"))
+		errs = append(errs, field.Invalid(path.Child("interval"), spec.Interval.Duration.String(), "must be greater than zero"))
 	}
 	errs = append(errs, positive(path.Child("retryInterval"), spec.RetryInterval)...)
 	errs = append(errs, positive(path.Child("timeout"), spec.Timeout)...)
@@ -150,7 +150,7 @@ func sourceRef(obj *stagesetv1.StageSet, path *field.Path, ref stagesetv1.Source
 // positive refuses a set duration that is not greater than zero.
 func positive(path *field.Path, d *metav1.Duration) field.ErrorList {
 	if d != nil && d.Duration <= 0 {
-		return field.ErrorList{field.Invalid(path, d.String(), "must be greater than zero")}
+		return field.ErrorList{field.Invalid(path, d.Duration.String(), "must be greater than zero")}
 	}
 	return nil
 }

@@ -324,3 +324,17 @@ func describe(errs field.ErrorList) []string {
 	}
 	return out
 }
+
+// A duration is quoted back as the user wrote it ("0s"), not as the Go
+// struct behind it.
+func TestStageSetQuotesDurationsReadably(t *testing.T) {
+	ss := valid()
+	ss.Spec.Interval = metav1.Duration{}
+	ss.Spec.Timeout = &metav1.Duration{Duration: -time.Second}
+	msg := StageSet(ss, Options{}).ToAggregate().Error()
+	for _, want := range []string{`spec.interval: Invalid value: "0s"`, `spec.timeout: Invalid value: "-1s"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("errors %q do not contain %q", msg, want)
+		}
+	}
+}
