@@ -177,12 +177,12 @@ func TestRunbookPages(t *testing.T) {
 // and flags the CLI has, with an argument count it accepts: a runbook read
 // at 3 a.m. must not fail on a flag that does not exist.
 func TestRunbookCommandsExist(t *testing.T) {
-	for _, args := range [][]string{{"get", "-A"}, {"get", "shop", "-n", "apps", "-o", "yaml"}, {"-n", "apps", "get"}, {"get", "--help"}, {"version"}, {"reconcile", "shop", "--force", "--timeout", "15m"}} {
+	for _, args := range [][]string{{"get", "-A"}, {"get", "shop", "-n", "apps", "-o", "yaml"}, {"-n", "apps", "get"}, {"get", "--help"}, {"version"}, {"reconcile", "shop", "--force", "--timeout", "15m"}, {"tree", "shop", "--health"}, {"diff", "shop", "--path", "."}, {"events", "shop", "-w"}} {
 		if err := checkStagesetctl(args); err != nil {
 			t.Errorf("stagesetctl %v is refused: %v", args, err)
 		}
 	}
-	for _, args := range [][]string{{"get", "--fake"}, {"reconcile"}, {"reconcile", "shop", "--fake"}, {"tree", "shop"}, {"get", "a", "b"}, {"version", "-o", "yaml"}, {}} {
+	for _, args := range [][]string{{"get", "--fake"}, {"reconcile"}, {"reconcile", "shop", "--fake"}, {"frobnicate", "shop"}, {"tree"}, {"get", "a", "b"}, {"version", "-o", "yaml"}, {}} {
 		if checkStagesetctl(args) == nil {
 			t.Errorf("stagesetctl %v is accepted", args)
 		}

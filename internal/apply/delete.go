@@ -26,11 +26,7 @@ import (
 // background propagation, in reverse apply order (custom resources before
 // their CRDs, namespaced objects before their Namespace).
 func (m *Manager) Delete(ctx context.Context, owner Owner, objects []*unstructured.Unstructured) (deleted *ssa.ChangeSet, failed []*unstructured.Unstructured, err error) {
-	opts := ssa.DeleteOptions{
-		PropagationPolicy: metav1.DeletePropagationBackground,
-		Inclusions:        owner.Labels(),
-		Exclusions:        map[string]string{stagesetv1.PruneAnnotation: stagesetv1.DisabledValue},
-	}
+	opts := deleteOptions(owner)
 	ordered := append([]*unstructured.Unstructured(nil), objects...)
 	sort.Sort(sort.Reverse(ssa.SortableUnstructureds(ordered)))
 
@@ -53,4 +49,14 @@ func (m *Manager) Delete(ctx context.Context, owner Owner, objects []*unstructur
 		return deleted, failed, fmt.Errorf("deleting %d of %d objects failed: %w", len(failed), len(objects), err)
 	}
 	return deleted, nil, nil
+}
+
+// deleteOptions select what Delete deletes: objects labelled as owner's and
+// not annotated stageset.io/prune: disabled.
+func deleteOptions(owner Owner) ssa.DeleteOptions {
+	return ssa.DeleteOptions{
+		PropagationPolicy: metav1.DeletePropagationBackground,
+		Inclusions:        owner.Labels(),
+		Exclusions:        map[string]string{stagesetv1.PruneAnnotation: stagesetv1.DisabledValue},
+	}
 }

@@ -36,6 +36,30 @@ import (
 // fields Apply would rewrite (fields last written by kubectl, see
 // ssaApplyOptions) is unchanged here while Apply reports it configured.
 func (m *Manager) Diff(ctx context.Context, owner Owner, objects []*unstructured.Unstructured, opts ApplyOptions) (*ssa.ChangeSet, error) {
+	diffs, err := m.DiffObjects(ctx, owner, objects, opts)
+	if err != nil {
+		return nil, err
+	}
+	cs := ssa.NewChangeSet()
+	for _, d := range diffs {
+		cs.Add(d.Entry)
+	}
+	return cs, nil
+}
+
+// ObjectDiff is what Apply would do to one object.
+type ObjectDiff struct {
+	// Entry is the action, as in the change set of Diff.
+	Entry ssa.ChangeSetEntry
+	// Live and DryRun are set for a configured object only: the live object
+	// and the result of the server-side dry-run, as ssa returns them
+	// (managedFields removed, Secret data masked, ignored fields removed).
+	Live, DryRun *unstructured.Unstructured
+}
+
+// DiffObjects is Diff with both sides of every configured object, for
+// showing the change (stagesetctl diff).
+func (m *Manager) DiffObjects(ctx context.Context, owner Owner, objects []*unstructured.Unstructured, opts ApplyOptions) ([]ObjectDiff, error) {
 	applyOpts, err := m.ssaApplyOptions(opts)
 	if err != nil {
 		return nil, err
@@ -58,13 +82,13 @@ func (m *Manager) Diff(ctx context.Context, owner Owner, objects []*unstructured
 	sort.Sort(ssa.SortableUnstructureds(stage))
 	defs := definitionsOf(stage)
 
-	entries := make([]ssa.ChangeSetEntry, len(stage))
+	diffs := make([]ObjectDiff, len(stage))
 	errs := make([]error, len(stage))
 	var g errgroup.Group
 	g.SetLimit(concurrency)
 	for i, obj := range stage {
 		g.Go(func() error {
-			entries[i], errs[i] = m.diffObject(ctx, obj, defs, diffOpts)
+			diffs[i], errs[i] = m.diffObject(ctx, obj, defs, diffOpts)
 			return nil
 		})
 	}
@@ -72,33 +96,31 @@ func (m *Manager) Diff(ctx context.Context, owner Owner, objects []*unstructured
 	if err := joinErrors(errs); err != nil {
 		return nil, fmt.Errorf("diffing stage %q: %w", owner.Stage, err)
 	}
-	cs := ssa.NewChangeSet()
-	cs.Append(entries)
-	return cs, nil
+	return diffs, nil
 }
 
 // diffObject returns the action Apply would take on one object.
-func (m *Manager) diffObject(ctx context.Context, obj *unstructured.Unstructured, defs stageDefinitions, opts ssa.DiffOptions) (ssa.ChangeSetEntry, error) {
+func (m *Manager) diffObject(ctx context.Context, obj *unstructured.Unstructured, defs stageDefinitions, opts ssa.DiffOptions) (ObjectDiff, error) {
 	id := utils.FmtUnstructured(obj)
 	if !utils.IsKubernetesObject(obj) {
-		return ssa.ChangeSetEntry{}, fmt.Errorf("%s: apiVersion, kind and metadata.name are required", id)
+		return ObjectDiff{}, fmt.Errorf("%s: apiVersion, kind and metadata.name are required", id)
 	}
 	// ssa names a skipped object after its live copy, which is empty when the
 	// object does not exist; the manifest names it in every case.
 	if utils.AnyInMetadata(obj, opts.Exclusions) {
-		return entryFor(obj, ssa.SkippedAction), nil
+		return ObjectDiff{Entry: entryFor(obj, ssa.SkippedAction)}, nil
 	}
 
-	entry, _, _, err := m.resources.Diff(ctx, obj, opts)
+	entry, live, dryRun, err := m.resources.Diff(ctx, obj, opts)
 	if err != nil {
 		if definedByStage(err, obj, defs) {
-			return entryFor(obj, ssa.CreatedAction), nil
+			return ObjectDiff{Entry: entryFor(obj, ssa.CreatedAction)}, nil
 		}
 		var dryRunErr *ssaerrors.DryRunErr
 		if errors.As(err, &dryRunErr) {
-			return ssa.ChangeSetEntry{}, err // it names the object already
+			return ObjectDiff{}, err // it names the object already
 		}
-		return ssa.ChangeSetEntry{}, fmt.Errorf("%s: %w", id, err)
+		return ObjectDiff{}, fmt.Errorf("%s: %w", id, err)
 	}
 
 	// Under force, ssa reports an object with an immutable-field change as
@@ -106,10 +128,10 @@ func (m *Manager) diffObject(ctx context.Context, obj *unstructured.Unstructured
 	// the stage in that case (see validateAsNew), so Diff fails the same way.
 	if entry.Action == ssa.CreatedAction && (opts.Force || utils.AnyInMetadata(obj, opts.ForceSelector)) {
 		if err := m.validateAsNew(ctx, obj); err != nil {
-			return ssa.ChangeSetEntry{}, err
+			return ObjectDiff{}, err
 		}
 	}
-	return *entry, nil
+	return ObjectDiff{Entry: *entry, Live: live, DryRun: dryRun}, nil
 }
 
 // definedByStage tells whether a dry-run failed only because the object's

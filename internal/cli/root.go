@@ -55,6 +55,11 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // exit code: 0, 1 for an error (printed as one line on errOut), or the
 // code of an ExitError.
 func Main(arg0 string, args []string, out, errOut io.Writer) int {
+	if strings.TrimSuffix(filepath.Base(arg0), ".exe") == kubectlCompleteName {
+		// kubectl passes the words to complete, cobra's protocol wants them
+		// after __complete.
+		args = append([]string{cobra.ShellCompRequestCmd}, args...)
+	}
 	cmd := NewCommand(DisplayName(arg0), out)
 	cmd.SetErr(errOut)
 	cmd.SetArgs(args)
@@ -83,7 +88,8 @@ func NewRootCommand(out io.Writer) *cobra.Command {
 // "stagesetctl", "flux stageset" or "kubectl stageset".
 func NewCommand(name string, out io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:           nameStagesetctl,
+		// The executable's name: cobra names completion scripts after it.
+		Use:           executableName(name),
 		Short:         "Inspect and operate StageSets",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -100,6 +106,9 @@ func NewCommand(name string, out io.Writer) *cobra.Command {
 	root.AddCommand(newSuspendCommand(k, true))
 	root.AddCommand(newSuspendCommand(k, false))
 	root.AddCommand(newVersionCommand(k))
+	root.AddCommand(newTreeCommand(k), newEventsCommand(k), newHistoryCommand(k))
+	root.AddCommand(newBuildCommand(k), newDiffCommand(k))
+	root.AddCommand(newCompletionCommand(name))
 
 	// Examples and long help are written for stagesetctl; show them as the
 	// user types them.
@@ -114,5 +123,6 @@ func NewCommand(name string, out io.Writer) *cobra.Command {
 		}
 		rename(root)
 	}
+	registerCompletions(root, k)
 	return root
 }

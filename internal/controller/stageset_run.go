@@ -279,12 +279,7 @@ func (s *run) loadInputs(ctx context.Context, resolved map[string]*source.Resolv
 		if err != nil {
 			return failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 		}
-		in := stageInput{stage: stage, artifact: resolved[ref.String()].Artifact, input: build.Input{
-			Path:            stage.GetPath(),
-			TargetNamespace: s.obj.GetStageTargetNamespace(stage),
-			Patches:         stage.Patches,
-			Substitute:      vars,
-		}}
+		in := stageInput{stage: stage, artifact: resolved[ref.String()].Artifact, input: build.StageInput(s.obj, stage, vars)}
 		in.fingerprint = build.Fingerprint(in.artifact.Digest, in.input)
 		fmt.Fprintf(digest, "%s=%s\n", stage.Name, in.fingerprint)
 		inputs = append(inputs, in)

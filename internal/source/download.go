@@ -65,6 +65,9 @@ func (f *Fetcher) httpClient() *retryablehttp.Client {
 		client := retryablehttp.NewClient()
 		client.RetryMax = max(orDefault(f.Retries, DefaultRetries), 0)
 		client.Logger = nil
+		if f.Transport != nil {
+			client.HTTPClient = &http.Client{Transport: f.Transport}
+		}
 		if f.Logger.GetSink() != nil {
 			client.Logger = leveledLogger{f.Logger}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -84,6 +85,10 @@ type Fetcher struct {
 	// Logger receives the HTTP client's errors and notes about skipped
 	// links. Optional.
 	Logger logr.Logger
+	// Transport carries the downloads when set; nil means a pooled
+	// transport of its own. stagesetctl sets one that goes through the API
+	// server's service proxy with the user's credentials.
+	Transport http.RoundTripper
 
 	clientOnce sync.Once
 	client     *retryablehttp.Client

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+)
+
+// noClusterKubeconfig writes a kubeconfig whose server is a closed port.
+func noClusterKubeconfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	data := `apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: nope}}]
+contexts: [{name: none, context: {cluster: none, user: none, namespace: apps}}]
+current-context: none
+`
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runOffline runs the CLI against a cluster that cannot be reached and
+// returns its output and its error output.
+func runOffline(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := NewRootCommand(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(append(args, "--kubeconfig", noClusterKubeconfig(t)))
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+const (
+	buildStageSet = "testdata/build-stageset.yaml"
+	buildRepo     = "testdata/build-repo"
+)
+
+// With -f and --path, build needs no cluster: the stages come out in
+// rollout order with the controller's build (generated kustomization,
+// target namespace, patches, substitution, migrations first), and the
+// substituteFrom referent it could not read is named on stderr.
+func TestBuildWithoutCluster(t *testing.T) {
+	g := NewWithT(t)
+	out, errOut, err := runOffline(t, "build", "-f", buildStageSet, "--path", buildRepo)
+	g.Expect(err).NotTo(HaveOccurred(), errOut)
+	golden(t, "build.golden", out)
+	g.Expect(errOut).To(HavePrefix("⚠ building without a cluster: "))
+	g.Expect(errOut).To(ContainSubstring("127.0.0.1:1"))
+	g.Expect(errOut).To(HaveSuffix("\n⚠ stage \"app\": substituteFrom ConfigMap/vars not read: its variables are unset\n"))
+	g.Expect(out).To(ContainSubstring("greeting: hello"), "postBuild.substitute applies")
+	g.Expect(out).To(ContainSubstring("region: eu"), "${var:=default} takes its default")
+	g.Expect(out).To(ContainSubstring("patched: \"yes\""), "the stage's patches apply")
+	g.Expect(out).To(ContainSubstring("namespace: apps"), "the target namespace applies")
+}
+
+// Secret values are masked unless --show-secrets.
+func TestBuildMasksSecrets(t *testing.T) {
+	g := NewWithT(t)
+	out, _, err := runOffline(t, "build", "-f", buildStageSet, "--path", buildRepo)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).NotTo(ContainSubstring("hunter2"))
+	g.Expect(out).NotTo(ContainSubstring("YWRtaW4="))
+	g.Expect(out).To(ContainSubstring("password: '***'"))
+
+	out, _, err = runOffline(t, "build", "-f", buildStageSet, "--path", buildRepo, "--show-secrets")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).To(ContainSubstring("password: hunter2"))
+	g.Expect(out).To(ContainSubstring("user: YWRtaW4="))
+}
+
+// --stage builds one stage; an unknown stage is refused with the stage
+// names.
+func TestBuildOneStage(t *testing.T) {
+	g := NewWithT(t)
+	out, _, err := runOffline(t, "build", "-f", buildStageSet, "--path", buildRepo, "--stage", "app")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).To(HavePrefix("# Stage: app\n"))
+	g.Expect(out).NotTo(ContainSubstring("# Stage: db"))
+	g.Expect(out).NotTo(ContainSubstring("kind: Job"))
+
+	_, _, err = runOffline(t, "build", "-f", buildStageSet, "--path", buildRepo, "--stage", "web")
+	g.Expect(err).To(MatchError(`StageSet apps/shop has no stage "web" (its stages: db, app)`))
+}
+
+// A StageSet file the controller would refuse is refused with its field
+// errors; so is a file that is not a StageSet, or has unknown fields.
+func TestBuildRefusesAnInvalidStageSet(t *testing.T) {
+	g := NewWithT(t)
+	write := func(content string) string {
+		path := filepath.Join(t.TempDir(), "stageset.yaml")
+		g.Expect(os.WriteFile(path, []byte(content), 0o600)).To(Succeed())
+		return path
+	}
+	data, err := os.ReadFile(buildStageSet)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	escaping := write(strings.Replace(string(data), "path: ./db", "path: ../db", 1))
+	_, _, err = runOffline(t, "build", "-f", escaping, "--path", buildRepo)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring(`invalid StageSet: spec.stages[0].path: Invalid value: "../db": must not contain '..'`))
+
+	noInterval := write(strings.Replace(string(data), "interval: 5m", "interval: 0s", 1))
+	_, _, err = runOffline(t, "build", "-f", noInterval, "--path", buildRepo)
+	g.Expect(err).To(MatchError(ContainSubstring("spec.interval: Invalid value")))
+
+	unknown := write(strings.Replace(string(data), "interval: 5m", "interval: 5m\n  intervall: 5m", 1))
+	_, _, err = runOffline(t, "build", "-f", unknown, "--path", buildRepo)
+	g.Expect(err).To(MatchError(ContainSubstring(`unknown field "intervall"`)))
+
+	notStageSet := write("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+	_, _, err = runOffline(t, "build", "-f", notStageSet, "--path", buildRepo)
+	g.Expect(err).To(MatchError(ContainSubstring("want a stageset.io/v1 StageSet")))
+
+	_, _, err = runOffline(t, "build", "shop", "-f", buildStageSet)
+	g.Expect(err).To(MatchError("give either a StageSet NAME or -f FILE"))
+}
+
+// A stage folder that leaves the checkout through a symlink is refused, as
+// the controller refuses it in an artifact.
+func TestBuildRefusesASymlinkOutOfThePath(t *testing.T) {
+	g := NewWithT(t)
+	outside := t.TempDir()
+	g.Expect(os.WriteFile(filepath.Join(outside, "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: stolen}\n"), 0o600)).To(Succeed())
+	checkout := t.TempDir()
+	g.Expect(os.Symlink(outside, filepath.Join(checkout, "db"))).To(Succeed())
+	g.Expect(os.Mkdir(filepath.Join(checkout, "app"), 0o755)).To(Succeed())
+
+	_, _, err := runOffline(t, "build", "-f", buildStageSet, "--path", checkout)
+	g.Expect(err).To(MatchError(ContainSubstring(`stage "db": stage path "./db" escapes the artifact root through a symlink`)))
+}
+
+// Without --path, build reads the source from the cluster: with no cluster
+// it says so and how to build from a checkout instead.
+func TestBuildWithoutPathNeedsTheCluster(t *testing.T) {
+	g := NewWithT(t)
+	_, _, err := runOffline(t, "build", "-f", buildStageSet)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("pass --path DIR"))
+}

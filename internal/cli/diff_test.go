@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"bytes"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func diffConfigMap(value string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "app", "namespace": "apps", "resourceVersion": "7", "uid": "u-1",
+			"creationTimestamp": "2026-01-01T00:00:00Z", "generation": int64(2)},
+		"data": map[string]any{"v": value},
+	}}
+}
+
+// A changed object is a unified diff without the API server's bookkeeping,
+// colored only on a terminal.
+func TestDiffPrinter(t *testing.T) {
+	g := NewWithT(t)
+	var out bytes.Buffer
+	p := &diffPrinter{out: &out}
+	g.Expect(p.diff("ConfigMap/apps/app", diffConfigMap("one"), diffConfigMap("two"))).To(Succeed())
+	g.Expect(out.String()).To(Equal(`► ConfigMap/apps/app configured
+--- live
++++ dry-run
+@@ -1,6 +1,6 @@
+ apiVersion: v1
+ data:
+-  v: one
++  v: two
+ kind: ConfigMap
+ metadata:
+   name: app
+`))
+
+	out.Reset()
+	p.color = true
+	g.Expect(p.diff("ConfigMap/apps/app", diffConfigMap("one"), diffConfigMap("two"))).To(Succeed())
+	g.Expect(out.String()).To(ContainSubstring("\n\x1b[31m-  v: one\x1b[0m\n\x1b[32m+  v: two\x1b[0m\n"))
+	g.Expect(out.String()).To(ContainSubstring("\n\x1b[36m@@ -1,6 +1,6 @@\x1b[0m\n"))
+	g.Expect(out.String()).To(ContainSubstring("\n--- live\n+++ dry-run\n"), "file headers stay plain")
+}

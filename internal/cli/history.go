@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+)
+
+type historyOptions struct {
+	output string
+	// now is what WHEN is relative to; tests set it.
+	now func() time.Time
+}
+
+func newHistoryCommand(k *kubeOptions) *cobra.Command {
+	return historyCommand(k, &historyOptions{now: time.Now})
+}
+
+func historyCommand(k *kubeOptions, o *historyOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "history NAME",
+		Short: "Show the last rollouts of a StageSet: revision set, result, duration, when",
+		Long: `History prints status.history of a StageSet, oldest first: the revision
+set each rollout applied, the Ready reason it ended with, how long it took
+and when it started. The controller keeps the last few rollouts.`,
+		Example: `  stagesetctl history shop -n apps
+  stagesetctl history shop -n apps -o yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.output != "" && o.output != "yaml" && o.output != "json" {
+				return fmt.Errorf("--output must be yaml or json, got %q", o.output)
+			}
+			c, ns, err := k.client()
+			if err != nil {
+				return err
+			}
+			obj, err := getStageSet(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]})
+			if err != nil {
+				return err
+			}
+			return o.print(cmd.OutOrStdout(), obj)
+		},
+	}
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: yaml or json (default: a table).")
+	return cmd
+}
+
+// getStageSet reads a StageSet, turning NotFound into the one line a user
+// expects.
+func getStageSet(ctx context.Context, c client.Reader, key client.ObjectKey) (*stagesetv1.StageSet, error) {
+	obj := &stagesetv1.StageSet{}
+	if err := c.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("StageSet %s not found", key)
+		}
+		return nil, err
+	}
+	return obj, nil
+}
+
+func (o *historyOptions) print(out io.Writer, obj *stagesetv1.StageSet) error {
+	// The controller keeps the newest first; like flux and helm history,
+	// show the newest last, next to the prompt.
+	records := slices.Clone(obj.Status.History)
+	slices.Reverse(records)
+
+	switch o.output {
+	case "yaml", "json":
+		if records == nil {
+			records = []stagesetv1.RolloutRecord{}
+		}
+		var b []byte
+		var err error
+		if o.output == "yaml" {
+			b, err = yaml.Marshal(records)
+		} else {
+			b, err = json.MarshalIndent(records, "", "  ")
+			b = append(b, '\n')
+		}
+		if err != nil {
+			return err
+		}
+		_, err = out.Write(b)
+		return err
+	}
+
+	if len(records) == 0 {
+		_, err := fmt.Fprintf(out, "No rollouts recorded for StageSet %s/%s.\n", obj.Namespace, obj.Name)
+		return err
+	}
+	t := newTable("REVISIONS", "RESULT", "DURATION", "WHEN")
+	for _, r := range records {
+		t.add(revisionSet(r.Revisions, obj.Namespace), r.Result, roundDuration(r.Duration.Duration), ago(o.now(), r.StartedAt.Time))
+	}
+	return t.print(out)
+}
+
+// revisionSet prints a revision set as sorted source=revision pairs, the
+// sources of the StageSet's namespace ns as Kind/name. With a single
+// source, the revision alone says it all.
+func revisionSet(revisions map[string]string, ns string) string {
+	switch len(revisions) {
+	case 0:
+		return "-"
+	case 1:
+		for _, rev := range revisions {
+			return rev
+		}
+	}
+	pairs := make([]string, 0, len(revisions))
+	for _, key := range slices.Sorted(maps.Keys(revisions)) {
+		source := key
+		if kind, rest, ok := strings.Cut(key, "/"); ok && strings.HasPrefix(rest, ns+"/") {
+			source = kind + "/" + strings.TrimPrefix(rest, ns+"/")
+		}
+		pairs = append(pairs, source+"="+revisions[key])
+	}
+	return strings.Join(pairs, ", ")
+}
+
+// roundDuration drops the sub-second noise of a rollout's duration.
+func roundDuration(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// ago is how kubectl prints an age ("5m", "3h10m", "2d") with " ago".
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	return since(now, t) + " ago"
+}
+
+// since is the age of t as kubectl prints it.
+func since(now, t time.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	return duration.HumanDuration(now.Sub(t))
+}
+
+// table writes aligned columns two spaces apart, like get. Unlike
+// tabwriter it remembers its column widths, so that rows printed later
+// (events --watch) stay aligned with the ones before.
+type table struct {
+	widths []int
+	rows   [][]string
+}
+
+func newTable(header ...string) *table {
+	t := &table{widths: make([]int, len(header))}
+	t.add(header...)
+	return t
+}
+
+func (t *table) add(row ...string) {
+	for i, cell := range row {
+		if i < len(t.widths) {
+			t.widths[i] = max(t.widths[i], len([]rune(cell)))
+		}
+	}
+	t.rows = append(t.rows, row)
+}
+
+// print writes the rows added since the last print.
+func (t *table) print(out io.Writer) error {
+	var b strings.Builder
+	for _, row := range t.rows {
+		for i, cell := range row {
+			if i == len(row)-1 {
+				b.WriteString(cell)
+				break
+			}
+			b.WriteString(cell)
+			b.WriteString(strings.Repeat(" ", t.widths[i]-len([]rune(cell))+2))
+		}
+		b.WriteString("\n")
+	}
+	t.rows = nil
+	_, err := io.WriteString(out, b.String())
+	return err
+}
