@@ -29,6 +29,17 @@ build: ## Build bin/stageset-controller and bin/stagesetctl.
 	go build -ldflags "$(LDFLAGS)" -o bin/stageset-controller .
 	go build -ldflags "$(LDFLAGS)" -o bin/stagesetctl ./cmd/stagesetctl
 
+# One binary, three names: it reads the name it was called by. kubectl (1.26
+# or later) completes `kubectl stageset` by running kubectl_complete-stageset
+# from PATH, which the binary answers as `__complete`.
+CLI_LINKS := flux-stageset kubectl-stageset kubectl_complete-stageset
+
+.PHONY: cli
+cli: ## Build bin/stagesetctl, the Flux plugin bin/flux-stageset, the kubectl plugin bin/kubectl-stageset and its completion helper bin/kubectl_complete-stageset (hard links to one binary).
+	go build -ldflags "$(LDFLAGS)" -o bin/stagesetctl ./cmd/stagesetctl
+	@for name in $(CLI_LINKS); do ln -f bin/stagesetctl bin/$$name 2>/dev/null || cp -f bin/stagesetctl bin/$$name; done
+	@echo "built bin/stagesetctl $(addprefix bin/,$(CLI_LINKS)): put bin/ on PATH for kubectl, or link bin/flux-stageset into ~/.fluxcd/plugins (or \$$FLUXCD_PLUGINS) for flux"
+
 # The image. `make image` writes it as a tarball with no Docker (hack/image);
 # the Dockerfile builds the same image for people with Docker: keep the two in
 # step. IMG is the reference the tarball is tagged with (docker load and
@@ -48,7 +59,7 @@ image: ## Build the controller image without Docker into bin/stageset-controller
 	  --tag=$(IMG) --version=$(VERSION) --revision=$(REVISION) --source-date-epoch=$(SOURCE_DATE_EPOCH)
 
 .PHONY: run
-run: build localbin ## Start a local control plane, the controller and the sample StageSet, and stream the rollout (Ctrl-C stops and cleans up).
+run: build localbin ## Start a local control plane, the controller and the sample StageSet, and stream the rollout (Ctrl-C stops and cleans up). Your own: RUN_ARGS='--source-dir DIR --stageset FILE [--watch]'.
 	go run ./hack/localrun $(RUN_ARGS)
 
 .PHONY: run-cluster
@@ -127,6 +138,13 @@ test: localbin check-generated vet ## Run every test against the real API server
 	# The chart, its alerts and the dashboard (tests/install): no -race, these are manifest tests, and -race would compile Prometheus and Helm a second time on CI's 2 cores.
 	cd tests/install && go test ./...
 	cd hack/image && go test ./...
+
+# The plugin tests run stagesetctl through a real Flux CLI (v2.9.5, which has
+# `flux plugin`) and kubectl, both built from the module proxy into bin/ the
+# first time: about 10 CPU-minutes, which is why they are not in `make test`.
+.PHONY: test-plugins
+test-plugins: ## Run stagesetctl as `flux stageset` and `kubectl stageset` through the real Flux CLI and kubectl (builds them once into bin/).
+	cd tests/plugins && go test -count=1 ./...
 
 .PHONY: bench
 bench: testbin ## Benchmark a steady-state run against a plain server-side apply loop, and the controller's memory with 1,000 StageSets (see docs/performance.md).
