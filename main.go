@@ -8,9 +8,11 @@ import (
 	goflag "flag"
 	"fmt"
 	"os"
+	"sync"
 	// Update windows name IANA time zones; the image has no zoneinfo.
 	_ "time/tzdata"
 
+	"github.com/go-logr/logr"
 	flag "github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,12 +73,8 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
-	// No feature gates yet: an unknown --feature-gates entry is an error.
-	if err := opts.featureGates.WithLogger(log).SupportedFeatures(map[string]bool{}, nil); err != nil {
-		return fmt.Errorf("invalid --feature-gates: %w", err)
-	}
-	if err := opts.intervalJitterOptions.SetGlobalJitter(nil); err != nil {
-		return fmt.Errorf("invalid interval jitter: %w", err)
+	if err := setProcessSettings(opts, log); err != nil {
+		return err
 	}
 
 	watchSelector, err := runtimectrl.GetWatchSelector(opts.watchOptions)
@@ -230,4 +228,22 @@ func stripMetadataManagedFields(obj any) (any, error) {
 		m.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// processSettings guards the process-wide settings of fluxcd/pkg/runtime
+// (feature gates, interval jitter). A real process sets them once; tests
+// start several controllers in one process, whose writes must not race.
+var processSettings sync.Mutex
+
+func setProcessSettings(opts *options, log logr.Logger) error {
+	processSettings.Lock()
+	defer processSettings.Unlock()
+	// No feature gates yet: an unknown --feature-gates entry is an error.
+	if err := opts.featureGates.WithLogger(log).SupportedFeatures(map[string]bool{}, nil); err != nil {
+		return fmt.Errorf("invalid --feature-gates: %w", err)
+	}
+	if err := opts.intervalJitterOptions.SetGlobalJitter(nil); err != nil {
+		return fmt.Errorf("invalid interval jitter: %w", err)
+	}
+	return nil
 }
