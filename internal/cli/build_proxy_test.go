@@ -26,12 +26,17 @@ func TestServiceProxyURL(t *testing.T) {
 		"http://source-controller.flux-system.svc.cluster.local./gitrepository/apps/repo/abc.tar.gz": proxy + "http:source-controller:80/proxy/gitrepository/apps/repo/abc.tar.gz",
 		"http://source-controller.flux-system.svc.cluster.local/a.tar.gz":                            proxy + "http:source-controller:80/proxy/a.tar.gz",
 		"http://source-controller.flux-system.svc:9090/a.tar.gz?x=1":                                 proxy + "http:source-controller:9090/proxy/a.tar.gz?x=1",
-		"https://storage.flux-system.svc/a%2Fb.tar.gz":                                               proxy + "https:storage:443/proxy/a%2Fb.tar.gz",
-		"http://127.0.0.1:8080/a.tar.gz":                                                             "",
-		"https://artifacts.example.com/a.tar.gz":                                                     "",
-		"http://source-controller.flux-system.svc.example.com/a.tar.gz":                              "",
-		"http://flux-system.svc/a.tar.gz":                                                            "",
-		"ftp://source-controller.flux-system.svc/a.tar.gz":                                           "",
+		"https://source-controller.flux-system.svc/a%20b.tar.gz":                                     proxy + "https:source-controller:443/proxy/a%20b.tar.gz",
+		"http://source-controller.flux.svc/a.tar.gz":                                                 "https://api.example.com:6443/api/v1/namespaces/flux/services/http:source-controller:80/proxy/a.tar.gz",
+		// Any other Service is fetched directly, without credentials.
+		"https://storage.flux-system.svc/a.tar.gz":                      "",
+		"http://kube-dns.kube-system.svc:53/a.tar.gz":                   "",
+		"http://SOURCE-CONTROLLER.flux-system.svc/a.gz":                 "",
+		"http://127.0.0.1:8080/a.tar.gz":                                "",
+		"https://artifacts.example.com/a.tar.gz":                        "",
+		"http://source-controller.flux-system.svc.example.com/a.tar.gz": "",
+		"http://flux-system.svc/a.tar.gz":                               "",
+		"ftp://source-controller.flux-system.svc/a.tar.gz":              "",
 	} {
 		got, err := serviceProxyURL(cfg, url)
 		if err != nil {
@@ -41,6 +46,45 @@ func TestServiceProxyURL(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", url, got, want)
 		}
 	}
+	// A path that would climb out of the proxy prefix is refused.
+	for _, url := range []string{
+		"http://source-controller.flux-system.svc/../../../api/v1/secrets",
+		"http://source-controller.flux-system.svc/a/%2e%2e/%2E%2E/x",
+		"http://source-controller.flux-system.svc/a%2f..%2fb",
+		"http://source-controller.flux-system.svc/./a",
+	} {
+		if got, err := serviceProxyURL(cfg, url); err == nil {
+			t.Errorf("%s: proxied as %q", url, got)
+		}
+	}
+}
+
+// A redirect answered through the proxy is not followed: the transport
+// adds the user's credentials to every request, wherever it goes.
+func TestBuildDoesNotFollowRedirectsWithCredentials(t *testing.T) {
+	g := NewWithT(t)
+	var mu sync.Mutex
+	var stolen []string
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		stolen = append(stolen, r.Header.Get("Authorization"))
+		mu.Unlock()
+	}))
+	t.Cleanup(attacker.Close)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, attacker.URL+"/x.tar.gz", http.StatusFound)
+	}))
+	t.Cleanup(api.Close)
+
+	a := &artifactFetcher{config: &rest.Config{Host: api.URL, BearerToken: "user-token"}}
+	t.Cleanup(a.close)
+	_, err := a.fetch(context.Background(), meta.Artifact{
+		URL: "http://source-controller.flux-system.svc/gitrepository/apps/repo/rev.tar.gz", Digest: testenv.Digest([]byte("x")),
+	})
+	g.Expect(err).To(MatchError(ContainSubstring("302")))
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(stolen).To(BeEmpty(), "the redirect target was called")
 }
 
 // An in-cluster artifact is downloaded through the API server with the

@@ -296,12 +296,19 @@ func (a *artifactFetcher) close() {
 	}
 }
 
+// sourceControllerService is the name of the Service source-controller
+// serves its artifacts from.
+const sourceControllerService = "source-controller"
+
 // serviceProxyURL returns the address, through the API server's service
-// proxy, of an artifact URL whose host is a cluster Service
-// (<svc>.<ns>.svc or <svc>.<ns>.svc.cluster.local, with an optional port
-// and final dot), as source-controller advertises its storage; "" for any
-// other host, which is fetched directly. A person's machine cannot resolve
-// cluster DNS, and the proxy checks the user's right to proxy the Service.
+// proxy, of an artifact URL whose host is source-controller's Service
+// (source-controller.<ns>.svc or ...svc.cluster.local, with an optional
+// port and final dot), as source-controller advertises its storage; "" for
+// any other host, which is fetched directly, without credentials. A
+// person's machine cannot resolve cluster DNS, and the proxy checks the
+// user's right to proxy the Service. Only that Service: the URL is written
+// by whoever can write the source's status, and must not aim the user's
+// identity at any Service they may proxy.
 func serviceProxyURL(cfg *rest.Config, artifactURL string) (string, error) {
 	u, err := url.Parse(artifactURL)
 	if err != nil {
@@ -310,8 +317,15 @@ func serviceProxyURL(cfg *rest.Config, artifactURL string) (string, error) {
 	labels := strings.Split(strings.TrimSuffix(u.Hostname(), "."), ".")
 	inCluster := (len(labels) == 3 && labels[2] == "svc") ||
 		(len(labels) == 5 && labels[2] == "svc" && labels[3] == "cluster" && labels[4] == "local")
-	if !inCluster || (u.Scheme != "http" && u.Scheme != "https") {
+	if !inCluster || labels[0] != sourceControllerService || (u.Scheme != "http" && u.Scheme != "https") {
 		return "", nil
+	}
+	// The path goes on behind the proxy prefix: no segment may climb out
+	// of it, however it is encoded.
+	for _, segment := range strings.Split(u.EscapedPath(), "/") {
+		if unescaped, err := url.PathUnescape(segment); err != nil || unescaped == ".." || unescaped == "." || strings.Contains(unescaped, "/") {
+			return "", fmt.Errorf("artifact URL %q: refused path segment %q", artifactURL, segment)
+		}
 	}
 	port := u.Port()
 	if port == "" {

@@ -66,7 +66,15 @@ func (f *Fetcher) httpClient() *retryablehttp.Client {
 		client.RetryMax = max(orDefault(f.Retries, DefaultRetries), 0)
 		client.Logger = nil
 		if f.Transport != nil {
-			client.HTTPClient = &http.Client{Transport: f.Transport}
+			// A transport that adds credentials to every request (the
+			// API server's, for stagesetctl) must not follow a redirect:
+			// an artifact server could send those credentials anywhere.
+			// The redirect is returned as the answer, and fails the
+			// download as any status other than 200 does.
+			client.HTTPClient = &http.Client{
+				Transport:     f.Transport,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			}
 		}
 		if f.Logger.GetSink() != nil {
 			client.Logger = leveledLogger{f.Logger}
