@@ -186,7 +186,11 @@ func readSourceDir(dir string) ([]byte, error) {
 			}
 			return nil
 		}
-		if d.IsDir() {
+		// Symlinks (and anything else that is not a regular file) are
+		// left out, as source-controller's archiver does: a link could
+		// pack a file from outside the directory, ~/.kube/config say,
+		// into the artifact.
+		if d.IsDir() || !d.Type().IsRegular() {
 			return nil
 		}
 		body, err := os.ReadFile(path)

@@ -89,6 +89,24 @@ func TestReadSourceDirLeavesOutWhatSourceControllerIgnores(t *testing.T) {
 		t.Error("a changed manifest left the tarball as it was")
 	}
 
+	// Links are left out, to a file outside the directory or not.
+	outside := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(outside, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"app/stolen.yaml": outside, "app/alias.yaml": "configmap.yaml", "linked": filepath.Dir(outside)} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	linked, err := readSourceDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(changed, linked) {
+		t.Errorf("symlinks were archived: %v", tarNames(t, linked))
+	}
+
 	if _, err := readSourceDir(filepath.Join(dir, "missing")); err == nil {
 		t.Error("read a missing directory")
 	}
