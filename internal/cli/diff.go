@@ -46,7 +46,8 @@ Exit codes: 0 no changes, 1 changes, 2 an error, so that a pull request
 check can tell them apart.`,
 		Example: `  stagesetctl diff shop -n apps
   stagesetctl diff shop -n apps --path ./checkout --stage web`,
-		Args: cobra.ExactArgs(1),
+		Args:        cobra.ExactArgs(1),
+		Annotations: map[string]string{errorExitCodeAnnotation: "2"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changed, err := o.run(cmd.Context(), k, cmd, args[0])
 			if err != nil {

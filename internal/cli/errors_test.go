@@ -77,3 +77,22 @@ func TestMissingStageSetIsOneLine(t *testing.T) {
 		expectOneLineError(t, "StageSet "+ns+"/x not found", append(args, "-n", ns, "--kubeconfig", kubeconfig)...)
 	}
 }
+
+// diff's exit codes gate a pull request: 1 means changes, so any error, a
+// bad flag or a missing argument included, exits 2.
+func TestDiffErrorsExitTwo(t *testing.T) {
+	g := NewWithT(t)
+	for _, args := range [][]string{{"diff", "shop", "--frobnicate"}, {"diff"}, {"diff", "a", "b"}} {
+		code, _, errOut := runMain("stagesetctl", args...)
+		g.Expect(code).To(Equal(2), "exit code of %v; stderr: %s", args, errOut)
+		g.Expect(errOut).To(HavePrefix("✗ "))
+	}
+}
+
+// Messages others wrote reach the terminal without control characters: an
+// escape sequence in a Ready message or an error cannot drive it.
+func TestMessagesArePrinted(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(oneLine("stage \x1b]0;pwned\x07failed:\n\tboom\u009b2J")).To(Equal("stage ]0;pwnedfailed: boom2J"))
+	g.Expect(printable("a\x1b[2Jb\nc\td")).To(Equal("a[2Jb\nc\td"))
+}

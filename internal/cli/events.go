@@ -298,7 +298,7 @@ func (s *stageSetEvents) drain(ctx context.Context, src *eventSource, w watch.In
 
 // row is an event as flux events prints it.
 func (o *eventsOptions) row(e *corev1.Event) []string {
-	return []string{o.lastSeen(e), e.Type, e.Reason, e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name, e.Message}
+	return []string{o.lastSeen(e), e.Type, e.Reason, e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name, oneLine(e.Message)}
 }
 
 // lastSeen is the LAST SEEN column of kubectl and flux events: the age of

@@ -180,7 +180,7 @@ func (o *getOptions) row(obj *stagesetv1.StageSet) []string {
 		}
 	}
 	// A message is one line in a table.
-	message = strings.Join(strings.Fields(message), " ")
+	message = oneLine(message)
 	done := 0
 	for _, st := range obj.Status.Stages {
 		if st.Phase == stagesetv1.StagePhaseReady {

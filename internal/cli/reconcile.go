@@ -222,7 +222,7 @@ func stageState(st stagesetv1.StageStatus) string {
 func stageLine(st stagesetv1.StageStatus) string {
 	line := fmt.Sprintf("stage %s: %s", st.Name, st.Phase)
 	if st.Message != "" {
-		line += " (" + strings.Join(strings.Fields(st.Message), " ") + ")"
+		line += " (" + oneLine(st.Message) + ")"
 	}
 	return line
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -63,21 +64,29 @@ func Main(arg0 string, args []string, out, errOut io.Writer) int {
 	cmd := NewCommand(DisplayName(arg0), out)
 	cmd.SetErr(errOut)
 	cmd.SetArgs(args)
-	err := cmd.Execute()
+	ran, err := cmd.ExecuteC()
 	if err == nil {
 		return 0
 	}
 	code := 1
+	// A command whose exit codes carry meaning (diff: 1 = changes) says
+	// what any other error exits with, a bad flag included.
+	if c, convErr := strconv.Atoi(ran.Annotations[errorExitCodeAnnotation]); convErr == nil {
+		code = c
+	}
 	var exit *ExitError
 	if errors.As(err, &exit) {
 		code = exit.Code
 		err = exit.Err
 	}
 	if err != nil {
-		fmt.Fprintln(errOut, "✗", explain(err))
+		fmt.Fprintln(errOut, "✗", printable(explain(err).Error()))
 	}
 	return code
 }
+
+// errorExitCodeAnnotation on a command sets the exit code of its errors.
+const errorExitCodeAnnotation = "stageset.io/error-exit-code"
 
 // NewRootCommand returns the stagesetctl command tree writing to out.
 func NewRootCommand(out io.Writer) *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
 
 	"golang.org/x/term"
 )
@@ -39,3 +40,21 @@ func (b *liveBlock) draw(text string) {
 
 // keep ends the block: what it shows stays, the next draw starts below.
 func (b *liveBlock) keep() { b.lines = 0 }
+
+// printable drops the control characters of text written by others (Event
+// and condition messages, errors quoting the API), newlines and tabs
+// excepted: an escape sequence in a message must not drive the terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// oneLine is a message as one printable line: runs of white space, line
+// breaks included, become one space.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(printable(s)), " ")
+}

@@ -222,7 +222,7 @@ func (t *stageSetTree) print(out io.Writer) error {
 			fmt.Fprintf(&b, " %s", st.Revision)
 		}
 		if st.Phase == string(stagesetv1.StagePhaseFailed) && st.Message != "" {
-			fmt.Fprintf(&b, ": %s", st.Message)
+			fmt.Fprintf(&b, ": %s", oneLine(st.Message))
 		}
 		b.WriteString("\n")
 
@@ -265,5 +265,5 @@ func (o treeObject) String() string {
 	if o.Health.Message == "" || o.Health.Status == status.CurrentStatus.String() {
 		return s + " [" + o.Health.Status + "]"
 	}
-	return s + " [" + o.Health.Status + ": " + o.Health.Message + "]"
+	return s + " [" + o.Health.Status + ": " + oneLine(o.Health.Message) + "]"
 }
