@@ -25,23 +25,33 @@ import (
 // referent; an optional missing one is skipped. Any other API error is
 // returned wrapped, not as *Error: it is transient and worth a retry.
 func LoadVariables(ctx context.Context, c client.Reader, namespace string, postBuild *stagesetv1.PostBuild) (map[string]string, error) {
+	vars, _, err := LoadVariablesFromSecrets(ctx, c, namespace, postBuild)
+	return vars, err
+}
+
+// LoadVariablesFromSecrets is LoadVariables that also names the variables
+// whose value was read from a Secret, so that stagesetctl can mask them
+// where it prints a build.
+func LoadVariablesFromSecrets(ctx context.Context, c client.Reader, namespace string, postBuild *stagesetv1.PostBuild) (vars map[string]string, fromSecret map[string]bool, err error) {
 	if postBuild == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	vars := make(map[string]string)
+	vars, fromSecret = make(map[string]string), make(map[string]bool)
 	for _, ref := range postBuild.SubstituteFrom {
 		data, err := referentData(ctx, c, namespace, ref)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for k, v := range data {
 			vars[k] = stripNewlines(v)
+			fromSecret[k] = ref.Kind == "Secret"
 		}
 	}
 	for k, v := range postBuild.Substitute {
 		vars[k] = stripNewlines(v)
+		fromSecret[k] = false
 	}
-	return vars, nil
+	return vars, fromSecret, nil
 }
 
 // referentData returns the string data of one substituteFrom referent, or

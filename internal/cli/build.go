@@ -34,8 +34,9 @@ migration Jobs taken out of the stage.
 The output is multi-document YAML, stage by stage in rollout order, each
 stage headed by a "# Stage: <name>" comment. A stage's migration Jobs come
 first, marked "# Migration <version>", as they run before its objects.
-The data and stringData values of Secrets are masked unless
---show-secrets is given.
+The data and stringData values of Secrets, and the values of postBuild
+variables read from Secrets (substituted as "***", wherever they are used),
+are masked unless --show-secrets is given.
 
 The StageSet is read from the cluster (NAME) or from a file (-f). The
 manifests come from --path, a local checkout standing for the source of
@@ -56,7 +57,8 @@ takes its default, as with "flux build kustomization --dry-run".`,
 			if (len(args) == 1) == (o.file != "") {
 				return errors.New("give either a StageSet NAME or -f FILE")
 			}
-			r := &renderer{k: k, path: o.path, offline: o.file != "" && o.path != "", warn: cmd.ErrOrStderr()}
+			r := &renderer{k: k, path: o.path, offline: o.file != "" && o.path != "", warn: cmd.ErrOrStderr(),
+				substituteSecretMask: !o.showSecrets}
 			var obj *stagesetv1.StageSet
 			var err error
 			if o.file != "" {

@@ -54,6 +54,11 @@ type renderer struct {
 	noConfig bool
 	// warned tells that the missing cluster was reported.
 	warned bool
+	// substituteSecretMask substitutes secretMask for the variables read
+	// from Secrets (build without --show-secrets); otherwise their values
+	// are collected in secretValues.
+	substituteSecretMask bool
+	secretValues         []string
 }
 
 // client returns the cluster's client, built once.
@@ -204,7 +209,11 @@ func (r *renderer) variables(ctx context.Context, obj *stagesetv1.StageSet, stag
 	c, err := r.client()
 	if err == nil {
 		var vars map[string]string
-		vars, err = build.LoadVariables(ctx, c, obj.Namespace, postBuild)
+		var fromSecret map[string]bool
+		vars, fromSecret, err = build.LoadVariablesFromSecrets(ctx, c, obj.Namespace, postBuild)
+		if err == nil {
+			r.maskSecretVariables(vars, fromSecret)
+		}
 		if err == nil || !r.offline || !unreachable(err) {
 			return vars, err
 		}
@@ -222,6 +231,25 @@ func (r *renderer) variables(ctx context.Context, obj *stagesetv1.StageSet, stag
 	inline := postBuild.DeepCopy()
 	inline.SubstituteFrom = nil
 	return build.LoadVariables(ctx, nil, obj.Namespace, inline)
+}
+
+// maskSecretVariables keeps the values of the variables read from Secrets
+// out of what is printed: build (unless --show-secrets) substitutes the
+// mask instead of the value; diff, which must compare the real values,
+// masks them in its output (secretValues). A variable that came from a
+// Secret ends up in any object, a ConfigMap as well as a Secret, so
+// masking Secret objects alone would not keep it out of a CI log.
+func (r *renderer) maskSecretVariables(vars map[string]string, fromSecret map[string]bool) {
+	for k, secret := range fromSecret {
+		if !secret || vars[k] == "" {
+			continue
+		}
+		if r.substituteSecretMask {
+			vars[k] = secretMask
+		} else {
+			r.secretValues = append(r.secretValues, vars[k])
+		}
+	}
 }
 
 // unreachable tells whether err says that no connection to the cluster

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // noClusterKubeconfig writes a kubeconfig whose server is a closed port.
@@ -146,4 +148,57 @@ func TestBuildWithoutPathNeedsTheCluster(t *testing.T) {
 	_, _, err := runOffline(t, "build", "-f", buildStageSet)
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(err.Error()).To(ContainSubstring("pass --path DIR"))
+}
+
+// A postBuild variable read from a Secret is masked wherever build prints
+// it, a ConfigMap included, unless --show-secrets; diff masks it in its
+// output.
+func TestBuildMasksVariablesFromSecrets(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	g.Expect(env.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns},
+		StringData: map[string]string{"password": "hunter2-long"},
+	})).To(Succeed())
+	g.Expect(env.Client.Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "vars", Namespace: ns},
+		Data:       map[string]string{"region": "eu-west-9"},
+	})).To(Succeed())
+	dir := t.TempDir()
+	g.Expect(os.MkdirAll(filepath.Join(dir, "app"), 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(dir, "app", "cm.yaml"), []byte(
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata:\n  dsn: \"db://app:${password}@db\"\n  region: ${region}\n"), 0o644)).To(Succeed())
+	file := filepath.Join(dir, "stageset.yaml")
+	g.Expect(os.WriteFile(file, []byte(`apiVersion: stageset.io/v1
+kind: StageSet
+metadata: {name: shop, namespace: `+ns+`}
+spec:
+  interval: 5m
+  sourceRef: {kind: GitRepository, name: repo}
+  stages:
+    - name: app
+      path: ./app
+      postBuild:
+        substituteFrom:
+          - {kind: Secret, name: creds}
+          - {kind: ConfigMap, name: vars}
+`), 0o644)).To(Succeed())
+
+	out, err := run(t, "build", "-f", file, "--path", dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).NotTo(ContainSubstring("hunter2"))
+	g.Expect(out).To(ContainSubstring("dsn: db://app:***@db"))
+	g.Expect(out).To(ContainSubstring("region: eu-west-9"), "a ConfigMap's variable is not masked")
+
+	out, err = run(t, "build", "-f", file, "--path", dir, "--show-secrets")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).To(ContainSubstring("dsn: db://app:hunter2-long@db"))
+
+	var diff bytes.Buffer
+	p := &diffPrinter{out: &diff, secrets: []string{"hunter2-long", "on"}}
+	live := diffConfigMap("db://app:old-one@db")
+	g.Expect(p.diff("ConfigMap/apps/app", live, diffConfigMap("db://app:hunter2-long@db on"))).To(Succeed())
+	g.Expect(diff.String()).NotTo(ContainSubstring("hunter2"))
+	g.Expect(diff.String()).To(ContainSubstring("+  v: db://app:***@db on"))
 }

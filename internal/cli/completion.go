@@ -121,7 +121,7 @@ func registerCompletions(root *cobra.Command, k *kubeOptions) {
 // knownFormats are the -o values any command may take; a command's own
 // are those its flag usage names, so the help text and the completion
 // cannot disagree.
-var knownFormats = []string{"yaml", "json", "wide", "table"}
+var knownFormats = []string{"yaml", "json", "wide"}
 
 var word = regexp.MustCompile(`[a-z]+`)
 

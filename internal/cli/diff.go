@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/ssa/utils"
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -37,7 +38,8 @@ For each stage it prints a unified diff per changed object (colored on a
 terminal), the objects that would be created, and the objects of the
 stage's inventory that the build no longer has and that would be pruned;
 then which stages would change. Secret values are always masked ("***",
-"*** (before)" and "*** (after)" when a value changed).
+"*** (before)" and "*** (after)" when a value changed), and so are the
+values of postBuild variables read from Secrets, wherever they appear.
 
 Migration Jobs and actions are not diffed: the controller runs them, it
 does not apply them.
@@ -81,7 +83,7 @@ func (o *diffOptions) run(ctx context.Context, k *kubeOptions, cmd *cobra.Comman
 		return false, err
 	}
 	out := cmd.OutOrStdout()
-	p := &diffPrinter{out: out, color: isTerminal(out)}
+	p := &diffPrinter{out: out, color: isTerminal(out), secrets: r.secretValues}
 	mgr := apply.NewManager(c, controller.ControllerName)
 
 	var changed []string
@@ -196,6 +198,20 @@ func diffRemovedStages(ctx context.Context, c client.Client, mgr *apply.Manager,
 type diffPrinter struct {
 	out   io.Writer
 	color bool
+	// secrets are values read from Secrets for postBuild variables: they
+	// are printed as secretMask wherever they appear.
+	secrets []string
+}
+
+// mask replaces the values of secrets in text. Values shorter than four
+// characters are left: masking every "1" or "on" would garble the diff.
+func (p *diffPrinter) mask(text string) string {
+	for _, v := range p.secrets {
+		if len(v) >= 4 {
+			text = strings.ReplaceAll(text, v, secretMask)
+		}
+	}
+	return text
 }
 
 const (
@@ -221,7 +237,7 @@ func (p *diffPrinter) diff(subject string, live, dryRun *unstructured.Unstructur
 		return fmt.Errorf("%s: %w", subject, err)
 	}
 	text, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(a), B: difflib.SplitLines(b),
+		A: difflib.SplitLines(p.mask(a)), B: difflib.SplitLines(p.mask(b)),
 		FromFile: "live", ToFile: "dry-run", Context: 3,
 	})
 	if err != nil {
@@ -260,6 +276,11 @@ func diffYAML(obj *unstructured.Unstructured) (string, error) {
 	delete(obj.Object, "status")
 	for _, f := range []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"} {
 		unstructured.RemoveNestedField(obj.Object, "metadata", f)
+	}
+	// kubectl apply keeps a Secret's whole last applied manifest, values
+	// in clear, in an annotation that the data masking does not reach.
+	if obj.GetKind() == "Secret" && obj.GroupVersionKind().Group == "" {
+		unstructured.RemoveNestedField(obj.Object, "metadata", "annotations", corev1.LastAppliedConfigAnnotation)
 	}
 	data, err := yaml.Marshal(obj.Object)
 	return string(data), err

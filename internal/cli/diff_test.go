@@ -44,3 +44,25 @@ func TestDiffPrinter(t *testing.T) {
 	g.Expect(out.String()).To(ContainSubstring("\n\x1b[36m@@ -1,6 +1,6 @@\x1b[0m\n"))
 	g.Expect(out.String()).To(ContainSubstring("\n--- live\n+++ dry-run\n"), "file headers stay plain")
 }
+
+// A Secret's last-applied-configuration annotation, which holds its values
+// in clear, is not printed; other objects keep theirs.
+func TestDiffYAMLDropsASecretsLastAppliedConfiguration(t *testing.T) {
+	g := NewWithT(t)
+	secret := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": "db", "namespace": "apps", "annotations": map[string]any{
+			"kubectl.kubernetes.io/last-applied-configuration": `{"stringData":{"password":"hunter2"}}`, "team": "db"}},
+		"data": map[string]any{"password": "***"},
+	}}
+	out, err := diffYAML(secret)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).NotTo(ContainSubstring("hunter2"))
+	g.Expect(out).To(ContainSubstring("team: db"))
+
+	cm := diffConfigMap("one")
+	cm.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"})
+	out, err = diffYAML(cm)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).To(ContainSubstring("last-applied-configuration"))
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -89,6 +90,20 @@ appended for every change.`,
 }
 
 func (o *getOptions) list(ctx context.Context, c client.Client, ns string, args []string) ([]stagesetv1.StageSet, string, error) {
+	if len(args) == 1 && o.watch {
+		// A watch starts from the resource version of a list: that of
+		// one object may be older than the API server's watch cache keeps
+		// (410 Gone) when the object has not changed for a while.
+		var list stagesetv1.StageSetList
+		if err := c.List(ctx, &list, client.InNamespace(ns),
+			client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("metadata.name", args[0])}); err != nil {
+			return nil, "", err
+		}
+		if len(list.Items) == 0 {
+			return nil, "", fmt.Errorf("StageSet %s/%s not found", ns, args[0])
+		}
+		return list.Items, list.ResourceVersion, nil
+	}
 	if len(args) == 1 {
 		obj := stagesetv1.StageSet{}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: args[0]}, &obj); err != nil {

@@ -278,3 +278,53 @@ func TestStageProgress(t *testing.T) {
 		t.Errorf("live output %q, want %q", got, want)
 	}
 }
+
+// A live line longer than the terminal is cut: a wrapped line would take
+// two rows and the redraw would leave one behind.
+func TestClipKeepsLinesOnOneRow(t *testing.T) {
+	for _, tc := range []struct {
+		line  string
+		width int
+		want  string
+	}{
+		{"abcdef\n", 4, "abc\n"},
+		{"äöüß\n", 3, "äö\n"},
+		{"abc\n", 10, "abc\n"},
+		{"abcdef", 0, "abcdef"},
+	} {
+		if got := clip(tc.line, tc.width); got != tc.want {
+			t.Errorf("clip(%q, %d) = %q, want %q", tc.line, tc.width, got, tc.want)
+		}
+	}
+}
+
+// get NAME --watch follows that one StageSet, from a list's resource
+// version; a missing one is an error.
+func TestGetWatchOneStageSet(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := env.NewNamespace(t)
+	createStageSet(t, ns, "shop", false, 1)
+	createStageSet(t, ns, "other", false, 1)
+
+	out := &syncBuffer{}
+	cmd := NewRootCommand(out)
+	cmd.SetArgs([]string{"get", "shop", "-n", ns, "-w", "--kubeconfig", kubeconfigFile(t)})
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	g.Eventually(out.String, testenv.Timeout, testenv.Poll).Should(ContainSubstring("shop"))
+	for _, name := range []string{"other", "shop"} {
+		obj := &stagesetv1.StageSet{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)).To(Succeed())
+		conditions.MarkTrue(obj, meta.ReadyCondition, stagesetv1.SucceededReason, "Applied revision: %s", name)
+		g.Expect(env.Client.Status().Update(ctx, obj)).To(Succeed())
+	}
+	g.Eventually(out.String, testenv.Timeout, testenv.Poll).Should(ContainSubstring("Applied revision: shop"))
+	cancel()
+	g.Eventually(done, testenv.Timeout).Should(Receive(BeNil()))
+	g.Expect(out.String()).NotTo(ContainSubstring("other"))
+
+	_, err := run(t, "get", "absent", "-n", ns, "--watch")
+	g.Expect(err).To(MatchError("StageSet " + ns + "/absent not found"))
+}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
@@ -62,7 +63,7 @@ func (o *getOptions) watchList(ctx context.Context, out io.Writer, cfg *rest.Con
 			}
 			switch ev.Type {
 			case watch.Error:
-				return fmt.Errorf("watching StageSets: %v", ev.Object)
+				return fmt.Errorf("watching StageSets: %w", apierrors.FromObject(ev.Object))
 			case watch.Bookmark:
 				continue
 			}

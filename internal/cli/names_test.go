@@ -138,6 +138,12 @@ func TestOutputFlagCompletesItsFormats(t *testing.T) {
 			g.Expect(ok).To(BeTrue(), "%s -o has no completion", c.CommandPath())
 		}
 	})
-	g.Expect(outputFormats("Output format: yaml, json or wide (default: a table).")).To(Equal([]string{"yaml", "json", "wide", "table"}))
+	// "a table" is the default with no -o, not a value -o takes.
+	g.Expect(outputFormats("Output format: yaml, json or wide (default: a table).")).To(Equal([]string{"yaml", "json", "wide"}))
+	out = execute(t, "stagesetctl", cobra.ShellCompRequestCmd, "get", "-o", "")
+	for _, format := range strings.Split(out, "\n")[:3] {
+		_, err := run(t, "get", "-o", format, "-n", "default")
+		g.Expect(err).NotTo(HaveOccurred(), "get -o %s, as completed", format)
+	}
 	g.Expect(outputFormats("Where to write the output.")).To(BeEmpty())
 }

@@ -63,7 +63,7 @@ line is printed whenever a stage changes phase.`,
 	cmd.Flags().BoolVar(&o.force, "force", false, "Also stamp reconcile.fluxcd.io/forceAt: a change deferred by a closed update window rolls out once.")
 	cmd.Flags().BoolVar(&o.quiet, "quiet", false, "Print only the outcome, not the stages as they progress.")
 	cmd.Flags().BoolVar(&o.withSource, "with-source", false, "First reconcile every source the stages name and wait for its new artifact.")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the controller to handle the request.")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the controller (and, with --with-source, the sources first) to handle the request.")
 	return cmd
 }
 
@@ -79,6 +79,9 @@ func (o *reconcileOptions) run(ctx context.Context, out io.Writer, c client.Clie
 		return fmt.Errorf("StageSet %s is suspended: resume it first", key)
 	}
 
+	// One deadline for the whole request, sources included.
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
 	token := o.now().Format(time.RFC3339Nano)
 	if o.withSource {
 		if err := o.reconcileSources(ctx, out, c, obj, token); err != nil {
@@ -105,8 +108,6 @@ func (o *reconcileOptions) run(ctx context.Context, out io.Writer, c client.Clie
 	}
 	fmt.Fprintln(out, "◎ waiting for the StageSet to be reconciled")
 
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
 	for {
 		if err := c.Get(ctx, key, obj); err != nil {
 			if ctx.Err() != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -79,8 +80,6 @@ func (o *reconcileOptions) reconcileSource(ctx context.Context, out io.Writer, c
 	}
 	fmt.Fprintf(out, "◎ waiting for %s to be reconciled\n", id)
 
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
 	for {
 		if err := c.Get(ctx, key, src); err != nil {
 			if ctx.Err() != nil {
@@ -128,7 +127,7 @@ func sourceHandled(src *unstructured.Unstructured, token string) (bool, string, 
 		return true, "", fmt.Errorf("%s: %s", c.Reason, c.Message)
 	}
 	if status.Artifact == nil {
-		return true, "", fmt.Errorf("Ready but it has no artifact")
+		return true, "", errors.New("it is Ready but has no artifact")
 	}
 	return true, status.Artifact.Revision, nil
 }

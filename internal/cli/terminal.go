@@ -26,16 +26,47 @@ type liveBlock struct {
 	lines int
 }
 
-// draw replaces the block with text (lines ended by "\n").
+// draw replaces the block with text (lines ended by "\n"). Each line is
+// cut to the terminal's width: a line that wrapped would take two rows,
+// and the cursor would not go back far enough.
 func (b *liveBlock) draw(text string) {
 	var s strings.Builder
 	if b.lines > 0 {
 		fmt.Fprintf(&s, "\x1b[%dA", b.lines) // cursor up to the block's first line
 	}
 	s.WriteString("\r\x1b[J") // clear from there to the end of the screen
-	s.WriteString(text)
+	width := terminalWidth(b.out)
+	for _, line := range strings.SplitAfter(text, "\n") {
+		s.WriteString(clip(line, width))
+	}
 	b.lines = strings.Count(text, "\n")
 	io.WriteString(b.out, s.String())
+}
+
+// terminalWidth is the width of the terminal out is, 0 when unknown.
+func terminalWidth(out io.Writer) int {
+	f, ok := out.(*os.File)
+	if !ok {
+		return 0
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return width
+}
+
+// clip cuts line (its "\n" kept) to width-1 characters, so that it never
+// reaches the last column; width 0 leaves it whole.
+func clip(line string, width int) string {
+	body, newline := strings.CutSuffix(line, "\n")
+	if runes := []rune(body); width > 1 && len(runes) > width-1 {
+		body = string(runes[:width-1])
+	}
+	if newline {
+		return body + "\n"
+	}
+	return body
 }
 
 // keep ends the block: what it shows stays, the next draw starts below.
