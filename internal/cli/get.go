@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -15,12 +14,10 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -105,14 +102,11 @@ func (o *getOptions) list(ctx context.Context, c client.Client, ns string, args 
 		return list.Items, list.ResourceVersion, nil
 	}
 	if len(args) == 1 {
-		obj := stagesetv1.StageSet{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: args[0]}, &obj); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, "", fmt.Errorf("StageSet %s/%s not found", ns, args[0])
-			}
+		obj, err := getStageSet(ctx, c, client.ObjectKey{Namespace: ns, Name: args[0]})
+		if err != nil {
 			return nil, "", err
 		}
-		return []stagesetv1.StageSet{obj}, obj.ResourceVersion, nil
+		return []stagesetv1.StageSet{*obj}, obj.ResourceVersion, nil
 	}
 	var list stagesetv1.StageSetList
 	var opts []client.ListOption
@@ -136,19 +130,7 @@ func (o *getOptions) print(out io.Writer, items []stagesetv1.StageSet) error {
 		if len(items) == 1 {
 			data = items[0]
 		}
-		var b []byte
-		var err error
-		if o.output == "yaml" {
-			b, err = yaml.Marshal(data)
-		} else {
-			b, err = json.MarshalIndent(data, "", "  ")
-			b = append(b, '\n')
-		}
-		if err != nil {
-			return err
-		}
-		_, err = out.Write(b)
-		return err
+		return printStructured(out, o.output, data)
 	}
 
 	if len(items) == 0 {

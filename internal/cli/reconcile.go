@@ -11,7 +11,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -68,11 +67,8 @@ line is printed whenever a stage changes phase.`,
 }
 
 func (o *reconcileOptions) run(ctx context.Context, out io.Writer, c client.Client, key client.ObjectKey) error {
-	obj := &stagesetv1.StageSet{}
-	if err := c.Get(ctx, key, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("StageSet %s not found", key)
-		}
+	obj, err := getStageSet(ctx, c, key)
+	if err != nil {
 		return err
 	}
 	if obj.Spec.Suspend {
