@@ -149,6 +149,7 @@ func (r *renderer) render(ctx context.Context, obj *stagesetv1.StageSet, only st
 	}
 
 	out := make([]renderedStage, 0, len(stages))
+	claims := build.Claims{}
 	for _, stage := range stages {
 		vars, err := r.variables(ctx, obj, stage)
 		if err != nil {
@@ -165,6 +166,9 @@ func (r *renderer) render(ctx context.Context, obj *stagesetv1.StageSet, only st
 		migrations, objects, err := migration.Split(objects)
 		if err != nil {
 			return nil, fmt.Errorf("stage %q: %w", stage.Name, err)
+		}
+		if err := claims.Claim(stage.Name, objects); err != nil {
+			return nil, err
 		}
 		out = append(out, renderedStage{spec: stage, migrations: migrations, objects: objects})
 	}

@@ -202,3 +202,30 @@ spec:
 	g.Expect(diff.String()).NotTo(ContainSubstring("hunter2"))
 	g.Expect(diff.String()).To(ContainSubstring("+  v: db://app:***@db on"))
 }
+
+// An object two stages build is refused, as the controller refuses it, and
+// nothing is printed.
+func TestBuildRefusesAnObjectOfTwoStages(t *testing.T) {
+	g := NewWithT(t)
+	dir := t.TempDir()
+	g.Expect(os.MkdirAll(filepath.Join(dir, "app"), 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(dir, "app", "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n"), 0o644)).To(Succeed())
+	file := filepath.Join(dir, "stageset.yaml")
+	g.Expect(os.WriteFile(file, []byte(`apiVersion: stageset.io/v1
+kind: StageSet
+metadata: {name: shop, namespace: apps}
+spec:
+  interval: 5m
+  targetNamespace: apps
+  sourceRef: {kind: GitRepository, name: repo}
+  stages:
+    - {name: one, path: ./app}
+    - {name: two, path: ./app}
+`), 0o644)).To(Succeed())
+
+	out, _, err := runOffline(t, "build", "-f", file, "--path", dir)
+	g.Expect(err).To(MatchError(`object ConfigMap/apps/web is claimed by stages "one" and "two"`))
+	g.Expect(out).To(BeEmpty())
+	_, _, err = runOffline(t, "build", "-f", file, "--path", dir, "--stage", "two")
+	g.Expect(err).NotTo(HaveOccurred(), "one stage alone claims nothing twice")
+}

@@ -299,7 +299,7 @@ func (s *run) stages(ctx context.Context) ([]plannedStage, error) {
 		return s.plans, nil
 	}
 	plans := make([]plannedStage, 0, len(s.inputs))
-	claims := map[string]string{} // object id → stage
+	claims := build.Claims{}
 	for _, in := range s.inputs {
 		stage := in.stage
 		// The last build of the stage serves when neither the artifact nor
@@ -321,13 +321,8 @@ func (s *run) stages(ctx context.Context) ([]plannedStage, error) {
 		if err != nil {
 			return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 		}
-		for _, o := range objects {
-			id := objectID(o)
-			if other, taken := claims[id]; taken {
-				return nil, failed(stagesetv1.BuildFailedReason,
-					fmt.Errorf("object %s is claimed by stages %q and %q", id, other, stage.Name))
-			}
-			claims[id] = stage.Name
+		if err := claims.Claim(stage.Name, objects); err != nil {
+			return nil, failed(stagesetv1.BuildFailedReason, err)
 		}
 		plans = append(plans, plannedStage{spec: stage, revision: in.artifact.Revision, objects: objects, migrations: migrations})
 	}
@@ -371,19 +366,6 @@ func (s *run) closeArtifacts() {
 	if s.artifacts != nil {
 		_ = s.artifacts.Close()
 	}
-}
-
-// objectID names an object for messages: Kind/namespace/name (group-qualified
-// kind when the group is not core).
-func objectID(o *unstructured.Unstructured) string {
-	kind := o.GetKind()
-	if g := o.GroupVersionKind().Group; g != "" {
-		kind += "." + g
-	}
-	if ns := o.GetNamespace(); ns != "" {
-		return kind + "/" + ns + "/" + o.GetName()
-	}
-	return kind + "/" + o.GetName()
 }
 
 func equalRevisions(a, b map[string]string) bool {
