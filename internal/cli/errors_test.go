@@ -2,10 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/stageset/stageset-controller/internal/source"
 )
 
 // runMain runs the binary's main as called by arg0 and returns the exit
@@ -95,4 +100,12 @@ func TestMessagesArePrinted(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(oneLine("stage \x1b]0;pwned\x07failed:\n\tboom\u009b2J")).To(Equal("stage ]0;pwnedfailed: boom2J"))
 	g.Expect(printable("a\x1b[2Jb\nc\td")).To(Equal("a[2Jb\nc\td"))
+}
+
+// A failed artifact download is not an unreachable cluster.
+func TestExplainLeavesArtifactErrors(t *testing.T) {
+	g := NewWithT(t)
+	download := &source.ArtifactError{URL: "http://127.0.0.1:1/a.tar.gz", Err: &url.Error{Op: "Get", URL: "http://127.0.0.1:1/a.tar.gz", Err: errors.New("connection refused")}}
+	g.Expect(explain(fmt.Errorf("stage %q: %w", "app", download)).Error()).To(HavePrefix(`stage "app": failed to fetch artifact`))
+	g.Expect(explain(&url.Error{Op: "Get", URL: "https://127.0.0.1:6443/api", Err: errors.New("connection refused")}).Error()).To(HavePrefix("cannot reach the cluster: "))
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stageset/stageset-controller/internal/scheme"
+	"github.com/stageset/stageset-controller/internal/source"
 )
 
 // kubeOptions are the connection flags of kubectl and flux (--kubeconfig,
@@ -83,8 +84,13 @@ func explain(err error) error {
 	}
 	var urlErr *url.Error
 	var netErr *net.OpError
+	var artifactErr *source.ArtifactError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.As(err, &artifactErr):
+		// A download from source-controller's storage, not a request to
+		// the API server: its own message says what failed.
 		return err
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("permission denied: %w", err)
