@@ -105,6 +105,20 @@ func (in *StageSet) GetStageSourceRef(stage Stage) (ref SourceReference, ok bool
 	return ref, true
 }
 
+// GetSourceRefs returns every distinct source the stages read, in stage
+// order, defaulted as GetStageSourceRef defaults them.
+func (in *StageSet) GetSourceRefs() []SourceReference {
+	var refs []SourceReference
+	seen := map[string]bool{}
+	for _, stage := range in.Spec.Stages {
+		if ref, ok := in.GetStageSourceRef(stage); ok && !seen[ref.String()] {
+			seen[ref.String()] = true
+			refs = append(refs, ref)
+		}
+	}
+	return refs
+}
+
 // GetStageTargetNamespace returns the default namespace of a stage's
 // namespaced objects: its own, else the StageSet's, else empty (the objects
 // keep the namespace they declare).

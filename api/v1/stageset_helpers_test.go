@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -98,5 +99,29 @@ func TestPolicyDefaults(t *testing.T) {
 	ss.Spec.DriftDetection = &DriftDetection{Mode: DriftDetectionWarn}
 	if ss.GetDeletionPolicy() != DeletionPolicyOrphan || ss.GetDriftDetectionMode() != DriftDetectionWarn {
 		t.Error("set values are not returned")
+	}
+}
+
+// GetSourceRefs lists each source once, in stage order, defaulted.
+func TestGetSourceRefs(t *testing.T) {
+	obj := &StageSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "apps"},
+		Spec: StageSetSpec{
+			SourceRef: &SourceReference{Kind: GitRepositoryKind, Name: "repo"},
+			Stages: []Stage{
+				{Name: "a"},
+				{Name: "b", SourceRef: &SourceReference{Kind: OCIRepositoryKind, Name: "images", Namespace: "flux-system"}},
+				{Name: "c", SourceRef: &SourceReference{Kind: GitRepositoryKind, Name: "repo", Namespace: "apps"}},
+				{Name: "d"},
+			},
+		},
+	}
+	got := obj.GetSourceRefs()
+	want := []SourceReference{
+		{APIVersion: SourceAPIVersion, Kind: GitRepositoryKind, Name: "repo", Namespace: "apps"},
+		{APIVersion: SourceAPIVersion, Kind: OCIRepositoryKind, Name: "images", Namespace: "flux-system"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("GetSourceRefs() = %+v, want %+v", got, want)
 	}
 }

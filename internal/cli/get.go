@@ -203,14 +203,12 @@ func (o *getOptions) row(obj *stagesetv1.StageSet) []string {
 // sources lists the distinct sources the stages are built from.
 func sources(obj *stagesetv1.StageSet) string {
 	seen := map[string]bool{}
-	for _, st := range obj.Spec.Stages {
-		if ref, ok := obj.GetStageSourceRef(st); ok {
-			s := ref.Kind + "/" + ref.Name
-			if ref.Namespace != "" && ref.Namespace != obj.Namespace {
-				s = ref.Kind + "/" + ref.Namespace + "/" + ref.Name
-			}
-			seen[s] = true
+	for _, ref := range obj.GetSourceRefs() {
+		s := ref.Kind + "/" + ref.Name
+		if ref.Namespace != obj.Namespace {
+			s = ref.Kind + "/" + ref.Namespace + "/" + ref.Name
 		}
+		seen[s] = true
 	}
 	if len(seen) == 0 {
 		return "-"

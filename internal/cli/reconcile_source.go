@@ -24,23 +24,8 @@ import (
 // ExternalArtifact has no controller to ask (its producer decides when it
 // changes), so it is skipped with a note.
 func (o *reconcileOptions) reconcileSources(ctx context.Context, out io.Writer, c client.Client, obj *stagesetv1.StageSet, token string) error {
-	seen := map[string]bool{}
-	for _, stage := range obj.Spec.Stages {
-		ref, ok := obj.GetStageSourceRef(stage)
-		if !ok {
-			continue
-		}
-		if ref.Namespace == "" {
-			ref.Namespace = obj.Namespace
-		}
-		if ref.APIVersion == "" {
-			ref.APIVersion = "source.toolkit.fluxcd.io/v1"
-		}
+	for _, ref := range obj.GetSourceRefs() {
 		id := ref.Kind + "/" + ref.Namespace + "/" + ref.Name
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
 		if ref.Kind == stagesetv1.ExternalArtifactKind {
 			fmt.Fprintf(out, "► skipping %s: an ExternalArtifact is updated by its producer, not on request\n", id)
 			continue

@@ -119,14 +119,9 @@ func (r *StageSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 }
 
 func indexSources(o client.Object) []string {
-	obj := o.(*stagesetv1.StageSet)
-	seen := map[string]bool{}
 	var keys []string
-	for _, stage := range obj.Spec.Stages {
-		if ref, ok := obj.GetStageSourceRef(stage); ok && !seen[ref.String()] {
-			seen[ref.String()] = true
-			keys = append(keys, ref.String())
-		}
+	for _, ref := range o.(*stagesetv1.StageSet).GetSourceRefs() {
+		keys = append(keys, ref.String())
 	}
 	return keys
 }

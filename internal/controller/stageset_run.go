@@ -216,11 +216,7 @@ func (s *run) succeeded() error {
 // resolveSources pins the revision of every distinct source of the run.
 func (s *run) resolveSources(ctx context.Context) (map[string]*source.Resolved, error) {
 	resolved := map[string]*source.Resolved{}
-	for _, stage := range s.obj.Spec.Stages {
-		ref, _ := s.obj.GetStageSourceRef(stage) // validation.StageSet checked every stage has one
-		if _, done := resolved[ref.String()]; done {
-			continue
-		}
+	for _, ref := range s.obj.GetSourceRefs() {
 		res, err := s.r.Sources.Resolve(ctx, s.obj.Namespace, ref)
 		if err != nil {
 			return nil, classifySourceError(err)

@@ -129,7 +129,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) error {
 		return err
 	}
 	src := &localSource{dir: sourceDir, c: cluster.Client, artifacts: artifacts}
-	refs := sourceRefs(obj)
+	refs := obj.GetSourceRefs()
 	revision, err := src.createSources(ctx, refs)
 	if err != nil {
 		return err

@@ -36,21 +36,6 @@ type localSource struct {
 	digest string
 }
 
-// sourceRefs returns every distinct source the StageSet's stages read, with
-// the namespace defaulted.
-func sourceRefs(obj *stagesetv1.StageSet) []stagesetv1.SourceReference {
-	var refs []stagesetv1.SourceReference
-	seen := map[string]bool{}
-	for _, st := range obj.Spec.Stages {
-		ref, ok := obj.GetStageSourceRef(st)
-		if ok && !seen[ref.String()] {
-			seen[ref.String()] = true
-			refs = append(refs, ref)
-		}
-	}
-	return refs
-}
-
 // createSources creates the namespaces and the source objects the StageSet
 // reads, each with the artifact of the directory's current content, and
 // returns the revision published.
