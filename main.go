@@ -30,6 +30,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/logger"
+	"github.com/fluxcd/pkg/runtime/pprof"
 	"github.com/fluxcd/pkg/runtime/probes"
 
 	"github.com/stageset/stageset-controller/internal/build"
@@ -128,7 +129,7 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 			},
 			DefaultTransform: stripMetadataManagedFields,
 		},
-		Metrics: metricsserver.Options{BindAddress: opts.metricsAddr},
+		Metrics: metricsOptions(opts),
 		Controller: ctrlcfg.Controller{
 			MaxConcurrentReconciles: opts.concurrent,
 			RecoverPanic:            ptr.To(true),
@@ -246,4 +247,16 @@ func setProcessSettings(opts *options, log logr.Logger) error {
 		return fmt.Errorf("invalid interval jitter: %w", err)
 	}
 	return nil
+}
+
+// metricsOptions serve the metrics, and with --enable-pprof the Go
+// profiler beside them, as Flux controllers do (fluxcd/pkg/runtime/pprof):
+// off by default, a profile can be slow to take and tells a lot about the
+// process.
+func metricsOptions(opts *options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: opts.metricsAddr}
+	if opts.enablePprof {
+		m.ExtraHandlers = pprof.GetHandlers()
+	}
+	return m
 }

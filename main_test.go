@@ -128,6 +128,10 @@ func TestControllerRuns(t *testing.T) {
 		return obj.Status.ObservedGeneration
 	}, testenv.Timeout, testenv.Poll).Should(Equal(int64(1)))
 
+	// The profiler is off unless --enable-pprof.
+	code, _ := get("http://" + metricsAddr + "/debug/pprof/")
+	g.Expect(code).To(Equal(http.StatusNotFound))
+
 	metrics := func() string { _, body := get("http://" + metricsAddr + "/metrics"); return body }
 	g.Eventually(metrics, testenv.Timeout, testenv.Poll).Should(ContainSubstring(`controller_runtime_reconcile_total{controller="stageset",result="success"}`))
 	// The StageSet's source does not exist: the run ends SourceNotReady.
@@ -139,4 +143,16 @@ func TestUnknownFeatureGateStopsTheController(t *testing.T) {
 	opts := parseFlags(t, "--feature-gates=NoSuchGate=true", "--metrics-bind-address=0", "--health-probe-bind-address=0")
 	err := run(context.Background(), env.Config, opts)
 	NewWithT(t).Expect(err).To(MatchError(ContainSubstring("feature-gates")))
+}
+
+// --enable-pprof serves the Go profiler on the metrics listener.
+func TestPprofOnTheMetricsListener(t *testing.T) {
+	g := NewWithT(t)
+	metricsAddr := freeAddr(t)
+	startController(t, "--metrics-bind-address="+metricsAddr, "--enable-pprof")
+	g.Eventually(func() int { code, _ := get("http://" + metricsAddr + "/debug/pprof/"); return code },
+		testenv.Timeout, testenv.Poll).Should(Equal(http.StatusOK))
+	code, body := get("http://" + metricsAddr + "/debug/pprof/heap?debug=1")
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(body).To(ContainSubstring("heap profile"))
 }

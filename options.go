@@ -41,6 +41,7 @@ type options struct {
 
 	// Admission webhook.
 	enableWebhook          bool
+	enablePprof            bool
 	webhookPort            int
 	webhookCertMode        string
 	webhookCertDir         string
@@ -80,6 +81,7 @@ const (
 func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to.")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "The address the liveness and readiness probes bind to.")
+	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "Serve the Go profiler (pprof) under /debug/pprof/ on the metrics listener.")
 	fs.StringVar(&o.eventsAddr, "events-addr", "", "The address of the notification-controller event receiver; empty sends Kubernetes Events only.")
 
 	fs.IntVar(&o.concurrent, "concurrent", 4, "The number of StageSets reconciled in parallel.")
