@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	runtimeclient "github.com/fluxcd/pkg/runtime/client"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -45,6 +46,11 @@ type Factory struct {
 	remotesOnce sync.Once
 	// remotes holds the remote clients built, by Secret, key and identity.
 	remotes *lru.Cache
+	localsOnce  sync.Once
+	// locals holds the clients of the controller's cluster, by identity.
+	locals *lru.Cache
+	// now is the clock of the locals' expiry; tests set it.
+	now func() time.Time
 }
 
 // ServiceAccountFor returns the service account a StageSet acts as, "" for
@@ -66,7 +72,8 @@ func (f *Factory) ClientFor(ctx context.Context, obj *stagesetv1.StageSet) (clie
 // config (a copy the caller may keep): the remote cluster of
 // spec.kubeConfig, else the controller's own, impersonating the StageSet's
 // service account when it has one. A remote client is built once per
-// kubeconfig Secret version and identity, then reused.
+// kubeconfig Secret version and identity, a client of the controller's
+// cluster once per identity (local.go), then reused.
 func (f *Factory) For(ctx context.Context, obj *stagesetv1.StageSet) (client.Client, *rest.Config, error) {
 	impersonate := ""
 	if sa := f.ServiceAccountFor(obj); sa != "" {
@@ -79,15 +86,11 @@ func (f *Factory) For(ctx context.Context, obj *stagesetv1.StageSet) (client.Cli
 		}
 		return r.client, rest.CopyConfig(r.config), nil
 	}
-	cfg := rest.CopyConfig(f.Base)
-	if impersonate != "" {
-		cfg.Impersonate = rest.ImpersonationConfig{UserName: impersonate}
-	}
-	c, _, err := f.newClient(cfg)
+	l, err := f.local(impersonate)
 	if err != nil {
 		return nil, nil, err
 	}
-	return c, cfg, nil
+	return l.client, rest.CopyConfig(l.config), nil
 }
 
 // newClient returns an uncached client for cfg, and the HTTP client under
