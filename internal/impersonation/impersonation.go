@@ -45,8 +45,8 @@ type Factory struct {
 
 	remotesOnce sync.Once
 	// remotes holds the remote clients built, by Secret, key and identity.
-	remotes *lru.Cache
-	localsOnce  sync.Once
+	remotes    *lru.Cache
+	localsOnce sync.Once
 	// locals holds the clients of the controller's cluster, by identity.
 	locals *lru.Cache
 	// now is the clock of the locals' expiry; tests set it.
