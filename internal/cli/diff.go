@@ -17,7 +17,6 @@ import (
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
-	"github.com/stageset/stageset-controller/internal/controller"
 )
 
 type diffOptions struct {
@@ -84,7 +83,7 @@ func (o *diffOptions) run(ctx context.Context, k *kubeOptions, cmd *cobra.Comman
 	}
 	out := cmd.OutOrStdout()
 	p := &diffPrinter{out: out, color: isTerminal(out), secrets: r.secretValues}
-	mgr := apply.NewManager(c, controller.ControllerName)
+	mgr := apply.NewManager(c, controllerFieldManager)
 
 	var changed []string
 	for _, st := range stages {
@@ -193,6 +192,12 @@ func diffRemovedStages(ctx context.Context, c client.Client, mgr *apply.Manager,
 	}
 	return removed, nil
 }
+
+// controllerFieldManager is the field manager of the controller's applies
+// (controller.ControllerName, checked by a test): the dry-run must apply as
+// the controller would, and importing the controller package would link
+// the whole controller into the CLI.
+const controllerFieldManager = "stageset-controller"
 
 // diffPrinter writes actions and unified diffs, colored on a terminal.
 type diffPrinter struct {

@@ -6,6 +6,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/stageset/stageset-controller/internal/controller"
 )
 
 func diffConfigMap(value string) *unstructured.Unstructured {
@@ -65,4 +67,12 @@ func TestDiffYAMLDropsASecretsLastAppliedConfiguration(t *testing.T) {
 	out, err = diffYAML(cm)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(out).To(ContainSubstring("last-applied-configuration"))
+}
+
+// diff dry-runs with the controller's own field manager, or it would show
+// changes of ownership the controller never makes.
+func TestDiffAppliesAsTheController(t *testing.T) {
+	if controllerFieldManager != controller.ControllerName {
+		t.Fatalf("diff applies as %q, the controller as %q", controllerFieldManager, controller.ControllerName)
+	}
 }
