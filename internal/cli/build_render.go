@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -15,12 +14,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/migration"
 	"github.com/stageset/stageset-controller/internal/source"
+	"github.com/stageset/stageset-controller/internal/stagesetfile"
 	"github.com/stageset/stageset-controller/internal/validation"
 )
 
@@ -95,30 +94,13 @@ func (r *renderer) fromCluster(ctx context.Context, name string) (*stagesetv1.St
 // the flags. Unknown fields and the controller's validation errors are
 // refused, each with its field path.
 func (r *renderer) fromFile(file string) (*stagesetv1.StageSet, error) {
-	data, err := os.ReadFile(file)
+	// A StageSet without a namespace is built in the kubeconfig context's,
+	// as kubectl apply would create it there.
+	ns, err := r.k.namespace()
 	if err != nil {
 		return nil, err
 	}
-	obj := &stagesetv1.StageSet{}
-	if err := yaml.UnmarshalStrict(data, obj); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if obj.Kind != stagesetv1.StageSetKind || obj.APIVersion != stagesetv1.GroupVersion.String() {
-		return nil, fmt.Errorf("%s: want a %s %s, got kind %q of %q", file, stagesetv1.GroupVersion, stagesetv1.StageSetKind, obj.Kind, obj.APIVersion)
-	}
-	if obj.Namespace == "" {
-		if obj.Namespace, err = r.k.namespace(); err != nil {
-			return nil, err
-		}
-	}
-	if errs := validation.StageSet(obj, validation.Options{}); len(errs) > 0 {
-		msgs := make([]string, 0, len(errs))
-		for _, e := range errs {
-			msgs = append(msgs, e.Error())
-		}
-		return nil, fmt.Errorf("%s: invalid StageSet: %s", file, strings.Join(msgs, "; "))
-	}
-	return obj, nil
+	return stagesetfile.Load(file, file, ns)
 }
 
 // render builds the stages of obj, or only stage only when set, in stage

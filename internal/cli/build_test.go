@@ -109,7 +109,8 @@ func TestBuildRefusesAnInvalidStageSet(t *testing.T) {
 	escaping := write(strings.Replace(string(data), "path: ./db", "path: ../db", 1))
 	_, _, err = runOffline(t, "build", "-f", escaping, "--path", buildRepo)
 	g.Expect(err).To(HaveOccurred())
-	g.Expect(err.Error()).To(ContainSubstring(`invalid StageSet: spec.stages[0].path: Invalid value: "../db": must not contain '..'`))
+	// Reported as a compiler does, at the line to edit.
+	g.Expect(err).To(MatchError(escaping + `:14: spec.stages[0].path: Invalid value: "../db": must not contain '..'`))
 
 	noInterval := write(strings.Replace(string(data), "interval: 5m", "interval: 0s", 1))
 	_, _, err = runOffline(t, "build", "-f", noInterval, "--path", buildRepo)
@@ -121,7 +122,7 @@ func TestBuildRefusesAnInvalidStageSet(t *testing.T) {
 
 	notStageSet := write("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
 	_, _, err = runOffline(t, "build", "-f", notStageSet, "--path", buildRepo)
-	g.Expect(err).To(MatchError(ContainSubstring("want a stageset.io/v1 StageSet")))
+	g.Expect(err).To(MatchError(ContainSubstring(notStageSet + `:2: apiVersion "v1" kind "ConfigMap": expected apiVersion stageset.io/v1 and kind StageSet`)))
 
 	_, _, err = runOffline(t, "build", "shop", "-f", buildStageSet)
 	g.Expect(err).To(MatchError("give either a StageSet NAME or -f FILE"))

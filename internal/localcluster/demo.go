@@ -18,6 +18,7 @@ import (
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/cli"
+	"github.com/stageset/stageset-controller/internal/stagesetfile"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
@@ -77,7 +78,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) error {
 	}
 	// A mistake in the user's files is reported before the control plane
 	// takes seconds to start.
-	obj, err := loadStageSet(stageSetFile, relativeTo(opts.Root, stageSetFile))
+	obj, err := stagesetfile.Load(stageSetFile, relativeTo(opts.Root, stageSetFile), "default")
 	if err != nil {
 		return err
 	}

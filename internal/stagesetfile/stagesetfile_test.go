@@ -1,4 +1,4 @@
-package localcluster
+package stagesetfile
 
 import (
 	"os"
@@ -34,7 +34,7 @@ func writeStageSet(t *testing.T, body string) string {
 }
 
 func TestLoadStageSetDefaultsTheNamespace(t *testing.T) {
-	obj, err := loadStageSet(writeStageSet(t, valid), "my-stageset.yaml")
+	obj, err := Load(writeStageSet(t, valid), "my-stageset.yaml", "default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestLoadStageSetErrorsNameTheFileAndLine(t *testing.T) {
 		want: []string{"my-stageset.yaml: no StageSet in the file"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadStageSet(writeStageSet(t, tc.body), "my-stageset.yaml")
+			_, err := Load(writeStageSet(t, tc.body), "my-stageset.yaml", "default")
 			if err == nil {
 				t.Fatal("loaded, want an error")
 			}

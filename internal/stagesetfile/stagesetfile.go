@@ -1,4 +1,8 @@
-package localcluster
+// Package stagesetfile reads a StageSet from a YAML file the way a
+// compiler reads source: every problem (YAML syntax, unknown fields, wrong
+// types, the validation rules of the admission webhook) is reported as
+// "FILE:LINE: message". make run (--stageset) and stagesetctl build -f use it.
+package stagesetfile
 
 import (
 	"bytes"
@@ -18,19 +22,18 @@ import (
 	"github.com/stageset/stageset-controller/internal/validation"
 )
 
-// loadStageSet reads the one StageSet of the YAML file at path and checks
-// it with the rules the admission webhook applies (internal/validation), so
-// that a mistake is reported before the control plane starts. Every problem
-// is an error of its own, "NAME:LINE: message" with name the path as the
-// user wrote it, the way compilers report them, so an editor jumps to it.
-// A StageSet with no namespace gets "default", as kubectl would give it.
-func loadStageSet(path, name string) (*stagesetv1.StageSet, error) {
+// Load reads the one StageSet of the YAML file at path and checks it with
+// the rules the admission webhook applies (internal/validation), so that a
+// mistake is reported before anything runs. Every problem is an error of
+// its own, "NAME:LINE: message" with name the path as the user wrote it,
+// the way compilers report them, so an editor jumps to it. A StageSet with
+// no namespace gets defaultNamespace, as kubectl gives it the context's.
+func Load(path, name, defaultNamespace string) (*stagesetv1.StageSet, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("StageSet file: %w", err)
 	}
-	path = name
-	doc, err := parseOneDocument(path, data)
+	doc, err := parseOneDocument(name, data)
 	if err != nil {
 		return nil, err
 	}
@@ -39,18 +42,18 @@ func loadStageSet(path, name string) (*stagesetv1.StageSet, error) {
 		// The JSON decoder behind sigs.k8s.io/yaml names neither the line
 		// nor, for a value of the wrong type, the field: find the entry
 		// whose removal makes this error go away.
-		return nil, fileError(path, culpritLine(doc, err.Error()), strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
+		return nil, fileError(name, culpritLine(doc, err.Error()), strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
 	}
 	if obj.APIVersion != stagesetv1.GroupVersion.String() || obj.Kind != stagesetv1.StageSetKind {
-		return nil, fileError(path, lineOf(doc, "kind"), fmt.Sprintf("apiVersion %q kind %q: expected apiVersion %s and kind %s",
+		return nil, fileError(name, lineOf(doc, "kind"), fmt.Sprintf("apiVersion %q kind %q: expected apiVersion %s and kind %s",
 			obj.APIVersion, obj.Kind, stagesetv1.GroupVersion, stagesetv1.StageSetKind))
 	}
 	if obj.Namespace == "" {
-		obj.Namespace = "default"
+		obj.Namespace = defaultNamespace
 	}
 	var errs []error
 	for _, fe := range validation.StageSet(obj, validation.Options{}) {
-		errs = append(errs, fileError(path, lineOf(doc, fe.Field), fe.Error()))
+		errs = append(errs, fileError(name, lineOf(doc, fe.Field), fe.Error()))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
