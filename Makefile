@@ -146,9 +146,15 @@ test: localbin check-generated vet ## Run every test against the real API server
 test-plugins: ## Run stagesetctl as `flux stageset` and `kubectl stageset` through the real Flux CLI and kubectl (builds them once into bin/).
 	cd tests/plugins && go test -count=1 ./...
 
+# Repetitions of each end-to-end scenario: the full run (scale 1,000 with
+# --concurrent 4 and 10 among others) takes about 40 minutes at 3 on two cores.
+BENCH_REPS ?= 3
+
 .PHONY: bench
-bench: testbin ## Benchmark a steady-state run against a plain server-side apply loop, and the controller's memory with 1,000 StageSets (see docs/performance.md).
+bench: testbin ## Benchmark a steady-state run against a plain server-side apply loop, the controller's memory with 1,000 StageSets, and the controller end to end (bin/bench/e2e.{json,md}; see docs/performance.md).
 	go test ./tests/bench/ -run '^$$' -bench . -benchtime=3x -count=1
+	mkdir -p bin/bench
+	go run ./tests/bench/e2e -reps $(BENCH_REPS) -out bin/bench/e2e.json -md bin/bench/e2e.md
 
 .PHONY: help
 help: ## Show the targets.
