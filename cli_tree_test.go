@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -30,24 +29,6 @@ func stagesetctlUntil(ctx context.Context, t *testing.T, out io.Writer, args ...
 	cmd := cli.NewRootCommand(out)
 	cmd.SetArgs(append(args, "--kubeconfig", path))
 	return cmd.ExecuteContext(ctx)
-}
-
-// lockedBuffer is written by a running command while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // tree, events and history read what the real controller wrote: the
@@ -101,7 +82,7 @@ func TestStagesetctlEventsWatch(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out lockedBuffer
+	var out testenv.Buffer
 	done := make(chan error, 1)
 	go func() { done <- stagesetctlUntil(ctx, t, &out, "events", "app", "-n", ns, "--watch") }()
 	g.Eventually(out.String, testenv.Timeout, testenv.Poll).Should(ContainSubstring("revision: rev-1"))

@@ -142,7 +142,7 @@ func TestEventsWatchPrintsNewEvents(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testenv.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runAs(ctx, env.Config, &out, newFixedEventsCommand, "events", "shop", "-n", ns, "--watch")

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -188,7 +187,7 @@ func TestGetWatchAppendsChangedRows(t *testing.T) {
 	ns := env.NewNamespace(t)
 	createStageSet(t, ns, "shop", false, 1)
 
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	cmd := NewRootCommand(out)
 	cmd.SetArgs([]string{"get", "-n", ns, "--watch", "--kubeconfig", kubeconfigFile(t)})
 	done := make(chan error, 1)
@@ -225,24 +224,6 @@ func TestLiveBlockRedrawsInPlace(t *testing.T) {
 	if got, want := out.String(), "\r\x1b[Ja\nb\n\x1b[2A\r\x1b[Jc\n\r\x1b[Jd\n"; got != want {
 		t.Fatalf("drew %q, want %q", got, want)
 	}
-}
-
-// syncBuffer is a bytes.Buffer a command writes while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // On a terminal, reconcile keeps a line per stage and redraws it in place
@@ -308,7 +289,7 @@ func TestGetWatchOneStageSet(t *testing.T) {
 	createStageSet(t, ns, "shop", false, 1)
 	createStageSet(t, ns, "other", false, 1)
 
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	cmd := NewRootCommand(out)
 	cmd.SetArgs([]string{"get", "shop", "-n", ns, "-w", "--kubeconfig", kubeconfigFile(t)})
 	done := make(chan error, 1)

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ import (
 	"github.com/stageset/stageset-controller/internal/scheme"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
-
-// lockedBuffer is the output of a RunDemo the test reads while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // userRepo writes a repository of the user's own, not the sample: a stage
 // creating a namespace, then a stage with a ConfigMap in it, and a StageSet
@@ -98,7 +78,7 @@ func greeting(g Gomega, ns string) func() string {
 	}
 }
 
-func demoOptions(out *lockedBuffer, dir, stageSetFile string) localcluster.DemoOptions {
+func demoOptions(out *testenv.Buffer, dir, stageSetFile string) localcluster.DemoOptions {
 	return localcluster.DemoOptions{
 		Root: testenv.RepoRoot(), Scheme: scheme.New(), Out: out, Timeout: time.Minute,
 		SourceDir: dir, StageSetFile: stageSetFile, Cluster: cluster,
@@ -111,7 +91,7 @@ func demoOptions(out *lockedBuffer, dir, stageSetFile string) localcluster.DemoO
 func TestLocalRunServesTheUsersDirectory(t *testing.T) {
 	g := NewWithT(t)
 	dir, stageSetFile, ns, appNS := userRepo(t)
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	opts := demoOptions(out, dir, stageSetFile)
 	opts.ExitWhenReady = true
 	g.Expect(localcluster.RunDemo(context.Background(), opts)).To(Succeed(), out.String())
@@ -134,7 +114,7 @@ func TestLocalRunServesTheUsersDirectory(t *testing.T) {
 func TestLocalRunWatchRollsOutAChange(t *testing.T) {
 	g := NewWithT(t)
 	dir, stageSetFile, _, appNS := userRepo(t)
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	opts := demoOptions(out, dir, stageSetFile)
 	opts.Watch = true
 	ctx, cancel := context.WithCancel(context.Background())
