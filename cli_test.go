@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,15 @@ import (
 // stagesetctl runs the CLI against the test API server as an admin user.
 func stagesetctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	var out bytes.Buffer
+	err := stagesetctlUntil(context.Background(), t, &out, args...)
+	return out.String(), err
+}
+
+// stagesetctlUntil runs the CLI as an admin user until ctx is done,
+// writing to out (for --watch, which only ends when interrupted).
+func stagesetctlUntil(ctx context.Context, t *testing.T, out io.Writer, args ...string) error {
+	t.Helper()
 	data, err := env.Kubeconfig("stagesetctl")
 	if err != nil {
 		t.Fatal(err)
@@ -31,11 +41,9 @@ func stagesetctl(t *testing.T, args ...string) (string, error) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	cmd := cli.NewRootCommand(&out)
+	cmd := cli.NewRootCommand(out)
 	cmd.SetArgs(append(args, "--kubeconfig", path))
-	err = cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	return cmd.ExecuteContext(ctx)
 }
 
 // readyApp creates StageSet "app" over rev-1 in a new namespace, starts the

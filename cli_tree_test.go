@@ -2,34 +2,13 @@ package main
 
 import (
 	"context"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
 
-	"github.com/stageset/stageset-controller/internal/cli"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
-
-// stagesetctlUntil runs the CLI as an admin user until ctx is done,
-// writing to out (for --watch, which only ends when interrupted).
-func stagesetctlUntil(ctx context.Context, t *testing.T, out io.Writer, args ...string) error {
-	t.Helper()
-	data, err := env.Kubeconfig("stagesetctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := cli.NewRootCommand(out)
-	cmd.SetArgs(append(args, "--kubeconfig", path))
-	return cmd.ExecuteContext(ctx)
-}
 
 // tree, events and history read what the real controller wrote: the
 // stage's inventory with the live health of its ConfigMap, the events of

@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -236,14 +234,6 @@ func (r *renderer) maskSecretVariables(vars map[string]string, fromSecret map[st
 			r.secretValues = append(r.secretValues, vars[k])
 		}
 	}
-}
-
-// unreachable tells whether err says that no connection to the cluster
-// could be made.
-func unreachable(err error) bool {
-	var urlErr *url.Error
-	var netErr *net.OpError
-	return errors.As(err, &urlErr) || errors.As(err, &netErr)
 }
 
 // artifactFetcher resolves stage sources like the controller

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -48,8 +47,8 @@ appended for every change.`,
   stagesetctl get -n apps --watch`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !slices.Contains([]string{"", "wide", "yaml", "json"}, o.output) {
-				return fmt.Errorf("--output must be wide, yaml or json, got %q", o.output)
+			if err := checkOutput(o.output, "wide", "yaml", "json"); err != nil {
+				return err
 			}
 			if o.watch && (o.output == "yaml" || o.output == "json") {
 				return fmt.Errorf("--watch prints a table: it does not go with -o %s", o.output)

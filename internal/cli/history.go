@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -35,14 +34,10 @@ and when it started. The controller keeps the last few rollouts.`,
   stagesetctl history shop -n apps -o yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.output != "" && o.output != "yaml" && o.output != "json" {
-				return fmt.Errorf("--output must be yaml or json, got %q", o.output)
-			}
-			c, ns, err := k.client()
-			if err != nil {
+			if err := checkOutput(o.output, "yaml", "json"); err != nil {
 				return err
 			}
-			obj, err := getStageSet(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]})
+			_, obj, err := k.stageSet(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/scheme"
 	"github.com/stageset/stageset-controller/internal/source"
 )
@@ -75,6 +76,25 @@ func (k *kubeOptions) client() (client.Client, string, error) {
 	return c, ns, nil
 }
 
+// stageSet returns a client and the StageSet name of the namespace of the
+// flags.
+func (k *kubeOptions) stageSet(ctx context.Context, name string) (client.Client, *stagesetv1.StageSet, error) {
+	c, ns, err := k.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	obj, err := getStageSet(ctx, c, client.ObjectKey{Namespace: ns, Name: name})
+	return c, obj, err
+}
+
+// unreachable tells whether err says that no connection to a server could
+// be made.
+func unreachable(err error) bool {
+	var urlErr *url.Error
+	var netErr *net.OpError
+	return errors.As(err, &urlErr) || errors.As(err, &netErr)
+}
+
 // explain turns the errors every command can meet into one readable line:
 // an unreachable cluster, missing rights (the API server's message names
 // the user, the verb and the resource), a timeout.
@@ -82,8 +102,6 @@ func explain(err error) error {
 	if err == nil {
 		return nil
 	}
-	var urlErr *url.Error
-	var netErr *net.OpError
 	var artifactErr *source.ArtifactError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -94,7 +112,7 @@ func explain(err error) error {
 		return err
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("permission denied: %w", err)
-	case errors.As(err, &netErr) || errors.As(err, &urlErr):
+	case unreachable(err):
 		return fmt.Errorf("cannot reach the cluster: %w", err)
 	}
 	return err

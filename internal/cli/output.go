@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,19 @@ func getStageSet(ctx context.Context, c client.Reader, key client.ObjectKey) (*s
 		return nil, err
 	}
 	return obj, nil
+}
+
+// checkOutput refuses an -o value that is not empty (the default) nor one
+// of formats.
+func checkOutput(value string, formats ...string) error {
+	if value == "" || slices.Contains(formats, value) {
+		return nil
+	}
+	list := formats[len(formats)-1]
+	if len(formats) > 1 {
+		list = strings.Join(formats[:len(formats)-1], ", ") + " or " + list
+	}
+	return fmt.Errorf("--output must be %s, got %q", list, value)
 }
 
 // printStructured writes data as YAML or, for "json", indented JSON.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,14 +43,10 @@ NotFound, ...).`,
   stagesetctl tree shop -n apps -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.output != "" && o.output != "json" {
-				return fmt.Errorf("--output must be json, got %q", o.output)
-			}
-			c, ns, err := k.client()
-			if err != nil {
+			if err := checkOutput(o.output, "json"); err != nil {
 				return err
 			}
-			obj, err := getStageSet(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]})
+			c, obj, err := k.stageSet(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -60,12 +55,7 @@ NotFound, ...).`,
 				return err
 			}
 			if o.output == "json" {
-				b, err := json.MarshalIndent(tree, "", "  ")
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
-				return err
+				return printStructured(cmd.OutOrStdout(), "json", tree)
 			}
 			return tree.print(cmd.OutOrStdout())
 		},

@@ -117,8 +117,9 @@ func reasonOf(err error) string {
 // decidedAt tells whether the controller has decided the rollout of
 // revision: Ready=True with the revision applied, or Ready=False after an
 // attempt at it (a build failure names the stage and the file), returned as
-// the error; waiting for a dependency or a source is not an outcome. A run marks Ready Unknown when it starts, so a Ready=False left
-// by an earlier revision is not taken for this one's outcome.
+// the error; waiting for a dependency or a source is not an outcome. A run
+// marks Ready Unknown when it starts, so a Ready=False left by an earlier
+// revision is not taken for this one's outcome.
 func decidedAt(obj *stagesetv1.StageSet, revision string) (bool, error) {
 	if obj.Status.ObservedGeneration != obj.Generation || obj.Status.LastAttemptedRevision != revision {
 		return false, nil
