@@ -83,7 +83,7 @@ func (o *diffOptions) run(ctx context.Context, k *kubeOptions, cmd *cobra.Comman
 	}
 	out := cmd.OutOrStdout()
 	p := &diffPrinter{out: out, color: isTerminal(out), secrets: r.secretValues}
-	mgr := apply.NewManager(c, controllerFieldManager)
+	mgr := apply.NewManager(c, controllerName)
 
 	var changed []string
 	for _, st := range stages {
@@ -192,12 +192,6 @@ func diffRemovedStages(ctx context.Context, c client.Client, mgr *apply.Manager,
 	}
 	return removed, nil
 }
-
-// controllerFieldManager is the field manager of the controller's applies
-// (controller.ControllerName, checked by a test): the dry-run must apply as
-// the controller would, and importing the controller package would link
-// the whole controller into the CLI.
-const controllerFieldManager = "stageset-controller"
 
 // diffPrinter writes actions and unified diffs, colored on a terminal.
 type diffPrinter struct {

@@ -72,7 +72,7 @@ func TestDiffYAMLDropsASecretsLastAppliedConfiguration(t *testing.T) {
 // diff dry-runs with the controller's own field manager, or it would show
 // changes of ownership the controller never makes.
 func TestDiffAppliesAsTheController(t *testing.T) {
-	if controllerFieldManager != controller.ControllerName {
-		t.Fatalf("diff applies as %q, the controller as %q", controllerFieldManager, controller.ControllerName)
+	if controllerName != controller.ControllerName {
+		t.Fatalf("diff applies as %q, the controller as %q", controllerName, controller.ControllerName)
 	}
 }

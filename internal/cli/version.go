@@ -19,6 +19,10 @@ import (
 // in the Helm chart alike.
 const controllerLabel = "app.kubernetes.io/name"
 
+// controllerName is the controller's name: the value of controllerLabel on
+// its Deployment, and the field manager of its applies, which diff's
+// dry-run must use (controller.ControllerName, checked by a test: importing
+// the controller package would link the whole controller into the CLI).
 const controllerName = "stageset-controller"
 
 // versionTimeout bounds the look-up of the controller: version must answer
