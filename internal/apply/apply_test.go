@@ -36,7 +36,7 @@ func TestApply_LabelsFieldManagerAndDrift(t *testing.T) {
 		"ConfigMap/" + ns + "/b": ssa.CreatedAction,
 	}))
 
-	a := live(t, configMap(ns, "a", nil))
+	a := liveObject(t, configMap(ns, "a", nil))
 	g.Expect(a.GetLabels()).To(Equal(map[string]string{
 		stagesetv1.NameLabel:      "shop",
 		stagesetv1.NamespaceLabel: "apps",
@@ -54,7 +54,7 @@ func TestApply_LabelsFieldManagerAndDrift(t *testing.T) {
 	cs, err = m.Apply(ctx, owner, stage("1"), ApplyOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cs.ToMap()).To(HaveEach(ssa.UnchangedAction))
-	g.Expect(live(t, configMap(ns, "a", nil)).GetResourceVersion()).To(Equal(rv))
+	g.Expect(liveObject(t, configMap(ns, "a", nil)).GetResourceVersion()).To(Equal(rv))
 
 	cs, err = m.Apply(ctx, owner, stage("2"), ApplyOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -62,7 +62,7 @@ func TestApply_LabelsFieldManagerAndDrift(t *testing.T) {
 		"ConfigMap/" + ns + "/a": ssa.ConfiguredAction,
 		"ConfigMap/" + ns + "/b": ssa.UnchangedAction,
 	}))
-	g.Expect(live(t, configMap(ns, "a", nil)).Object["data"]).To(Equal(map[string]any{"k": "2"}))
+	g.Expect(liveObject(t, configMap(ns, "a", nil)).Object["data"]).To(Equal(map[string]any{"k": "2"}))
 }
 
 func TestApply_NamespaceWithItsObjects(t *testing.T) {
@@ -114,7 +114,7 @@ spec:
 		[]*unstructured.Unstructured{cr, crd}, ApplyOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cs.ToMap()).To(HaveKeyWithValue("Gadget/"+ns+"/g1", ssa.CreatedAction))
-	g.Expect(live(t, cr)).NotTo(BeNil())
+	g.Expect(liveObject(t, cr)).NotTo(BeNil())
 }
 
 func TestApply_InvalidObjectAppliesNothing(t *testing.T) {
@@ -165,8 +165,8 @@ func TestApply_InvalidObjectAppliesNothing(t *testing.T) {
 			g.Expect(err).To(MatchError(ContainSubstring(message)))
 			g.Expect(err).To(MatchError(ContainSubstring("nothing applied")))
 			g.Expect(cs).To(BeNil())
-			g.Expect(live(t, good)).To(BeNil())
-			g.Expect(live(t, namespace)).To(BeNil())
+			g.Expect(liveObject(t, good)).To(BeNil())
+			g.Expect(liveObject(t, namespace)).To(BeNil())
 		})
 	}
 }
@@ -187,7 +187,7 @@ func TestApply_ImmutableFields(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		_, err = newManager().Apply(ctx, owner, []*unstructured.Unstructured{immutable(ns, "2")}, ApplyOptions{})
 		g.Expect(err).To(MatchError(ContainSubstring("ConfigMap/" + ns + "/frozen")))
-		g.Expect(live(t, immutable(ns, "")).Object["data"]).To(Equal(map[string]any{"k": "1"}))
+		g.Expect(liveObject(t, immutable(ns, "")).Object["data"]).To(Equal(map[string]any{"k": "1"}))
 	})
 
 	t.Run("recreated with stage force", func(t *testing.T) {
@@ -198,7 +198,7 @@ func TestApply_ImmutableFields(t *testing.T) {
 		cs, err := newManager().Apply(ctx, owner, []*unstructured.Unstructured{immutable(ns, "2")}, ApplyOptions{Force: true})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(cs.Entries).To(HaveLen(1))
-		g.Expect(live(t, immutable(ns, "")).Object["data"]).To(Equal(map[string]any{"k": "2"}))
+		g.Expect(liveObject(t, immutable(ns, "")).Object["data"]).To(Equal(map[string]any{"k": "2"}))
 	})
 
 	t.Run("recreated with the force annotation", func(t *testing.T) {
@@ -210,7 +210,7 @@ func TestApply_ImmutableFields(t *testing.T) {
 		changed.SetAnnotations(map[string]string{stagesetv1.ForceAnnotation: stagesetv1.EnabledValue})
 		_, err = newManager().Apply(ctx, owner, []*unstructured.Unstructured{changed}, ApplyOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(live(t, changed).Object["data"]).To(Equal(map[string]any{"k": "2"}))
+		g.Expect(liveObject(t, changed).Object["data"]).To(Equal(map[string]any{"k": "2"}))
 	})
 
 	t.Run("force never deletes an object whose replacement is invalid", func(t *testing.T) {
@@ -218,13 +218,13 @@ func TestApply_ImmutableFields(t *testing.T) {
 		ns := env.NewNamespace(t)
 		_, err := newManager().Apply(ctx, owner, []*unstructured.Unstructured{immutable(ns, "1")}, ApplyOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
-		uid := live(t, immutable(ns, "")).GetUID()
+		uid := liveObject(t, immutable(ns, "")).GetUID()
 
 		bad := immutable(ns, "")
 		bad.Object["data"] = map[string]any{"not a key!": "v"}
 		_, err = newManager().Apply(ctx, owner, []*unstructured.Unstructured{bad}, ApplyOptions{Force: true})
 		g.Expect(err).To(MatchError(ContainSubstring("nothing applied")))
-		g.Expect(live(t, bad).GetUID()).To(Equal(uid))
+		g.Expect(liveObject(t, bad).GetUID()).To(Equal(uid))
 	})
 }
 
@@ -258,7 +258,7 @@ func TestApply_SSAAnnotation(t *testing.T) {
 			"ConfigMap/" + ns + "/present": ssa.SkippedAction,
 			"ConfigMap/" + ns + "/absent":  ssa.CreatedAction,
 		}))
-		g.Expect(live(t, configMap(ns, "present", nil)).Object["data"]).To(HaveKeyWithValue("k", "by-hand"))
+		g.Expect(liveObject(t, configMap(ns, "present", nil)).Object["data"]).To(HaveKeyWithValue("k", "by-hand"))
 	})
 
 	t.Run("Ignore skips the object", func(t *testing.T) {
@@ -268,7 +268,7 @@ func TestApply_SSAAnnotation(t *testing.T) {
 		cs, err := newManager().Apply(ctx, owner, []*unstructured.Unstructured{ignored}, ApplyOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(cs.ToMap()).To(Equal(map[string]ssa.Action{"ConfigMap/" + ns + "/ignored": ssa.SkippedAction}))
-		g.Expect(live(t, ignored)).To(BeNil())
+		g.Expect(liveObject(t, ignored)).To(BeNil())
 	})
 
 	t.Run("Ignore skips validation too", func(t *testing.T) {
@@ -285,7 +285,7 @@ func TestApply_SSAAnnotation(t *testing.T) {
 		preexisting(t, ns, "cm")
 		_, err := newManager().Apply(ctx, owner, []*unstructured.Unstructured{configMap(ns, "cm", map[string]any{"k": "desired"})}, ApplyOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(live(t, configMap(ns, "cm", nil)).Object["data"]).To(Equal(map[string]any{"k": "desired"}))
+		g.Expect(liveObject(t, configMap(ns, "cm", nil)).Object["data"]).To(Equal(map[string]any{"k": "desired"}))
 	})
 
 	t.Run("Merge keeps fields set by kubectl", func(t *testing.T) {
@@ -296,6 +296,6 @@ func TestApply_SSAAnnotation(t *testing.T) {
 			annotated(configMap(ns, "cm", map[string]any{"k": "desired"}), SSAMerge),
 		}, ApplyOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(live(t, configMap(ns, "cm", nil)).Object["data"]).To(Equal(map[string]any{"k": "desired", "extra": "by-hand"}))
+		g.Expect(liveObject(t, configMap(ns, "cm", nil)).Object["data"]).To(Equal(map[string]any{"k": "desired", "extra": "by-hand"}))
 	})
 }

@@ -48,9 +48,9 @@ func TestDelete_OnlyWhatTheStageStillOwns(t *testing.T) {
 		"ConfigMap/" + ns + "/kept":          ssa.SkippedAction,
 		"ConfigMap/" + ns + "/never-existed": ssa.DeletedAction,
 	}))
-	g.Expect(live(t, configMap(ns, "gone", nil))).To(BeNil())
-	g.Expect(live(t, configMap(ns, "moved", nil))).NotTo(BeNil())
-	g.Expect(live(t, kept)).NotTo(BeNil())
+	g.Expect(liveObject(t, configMap(ns, "gone", nil))).To(BeNil())
+	g.Expect(liveObject(t, configMap(ns, "moved", nil))).NotTo(BeNil())
+	g.Expect(liveObject(t, kept)).NotTo(BeNil())
 }
 
 func TestDelete_KindNoLongerServed(t *testing.T) {
@@ -103,6 +103,6 @@ func TestDelete_ReturnsFailedObjects(t *testing.T) {
 	g.Expect(failed).To(HaveLen(1))
 	g.Expect(failed[0].GetKind()).To(Equal("Secret"))
 	g.Expect(cs.ToMap()).To(HaveKeyWithValue("ConfigMap/"+ns+"/cm", ssa.DeletedAction))
-	g.Expect(live(t, cm)).To(BeNil())
-	g.Expect(live(t, secret)).NotTo(BeNil())
+	g.Expect(liveObject(t, cm)).To(BeNil())
+	g.Expect(liveObject(t, secret)).NotTo(BeNil())
 }

@@ -40,10 +40,10 @@ func TestDiff_ReportsDriftWithoutWriting(t *testing.T) {
 	g.Expect(objects[0].GetLabels()).To(BeEmpty())
 
 	// An edit of a managed field by someone else is drift, and stays.
-	edited := live(t, configMap(ns, "a", nil))
+	edited := liveObject(t, configMap(ns, "a", nil))
 	edited.Object["data"] = map[string]any{"k": "by-hand"}
 	g.Expect(env.Client.Update(ctx, edited, client.FieldOwner("someone"))).To(Succeed())
-	rv := live(t, edited).GetResourceVersion()
+	rv := liveObject(t, edited).GetResourceVersion()
 
 	cs, err = m.Diff(ctx, owner, stage(), ApplyOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -51,13 +51,13 @@ func TestDiff_ReportsDriftWithoutWriting(t *testing.T) {
 		"ConfigMap/" + ns + "/a": ssa.ConfiguredAction,
 		"ConfigMap/" + ns + "/b": ssa.UnchangedAction,
 	}))
-	a := live(t, edited)
+	a := liveObject(t, edited)
 	g.Expect(a.GetResourceVersion()).To(Equal(rv))
 	g.Expect(a.Object["data"]).To(Equal(map[string]any{"k": "by-hand"}))
 
 	// A deleted object would be created, and is not.
 	g.Expect(env.Client.Delete(ctx, configMap(ns, "b", nil))).To(Succeed())
-	g.Eventually(func() *unstructured.Unstructured { return live(t, configMap(ns, "b", nil)) },
+	g.Eventually(func() *unstructured.Unstructured { return liveObject(t, configMap(ns, "b", nil)) },
 		testenv.Timeout, testenv.Poll).Should(BeNil())
 	cs, err = m.Diff(ctx, owner, stage(), ApplyOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -65,7 +65,7 @@ func TestDiff_ReportsDriftWithoutWriting(t *testing.T) {
 		"ConfigMap/" + ns + "/a": ssa.ConfiguredAction,
 		"ConfigMap/" + ns + "/b": ssa.CreatedAction,
 	}))
-	g.Expect(live(t, configMap(ns, "b", nil))).To(BeNil())
+	g.Expect(liveObject(t, configMap(ns, "b", nil))).To(BeNil())
 }
 
 func TestDiff_OwnerLabelsAreNotDrift(t *testing.T) {
@@ -118,8 +118,8 @@ func TestDiff_SkippedAndStageDefinedObjects(t *testing.T) {
 		"Namespace/" + newNS:             ssa.CreatedAction,
 		"ConfigMap/" + newNS + "/inside": ssa.CreatedAction,
 	}))
-	g.Expect(live(t, configMap(ns, "absent", nil))).To(BeNil())
-	g.Expect(live(t, configMap(newNS, "inside", nil))).To(BeNil())
+	g.Expect(liveObject(t, configMap(ns, "absent", nil))).To(BeNil())
+	g.Expect(liveObject(t, configMap(newNS, "inside", nil))).To(BeNil())
 }
 
 func TestDiff_ErrorsNameTheObject(t *testing.T) {
@@ -160,5 +160,5 @@ func TestDiff_ForcedRecreation(t *testing.T) {
 	// Apply would refuse a replacement that is invalid, so Diff does too.
 	_, err = m.Diff(ctx, owner, immutable(map[string]any{"not a key!": "v"}), ApplyOptions{Force: true})
 	g.Expect(err).To(MatchError(ContainSubstring("ConfigMap/" + ns + "/frozen")))
-	g.Expect(live(t, immutable(nil)[0]).Object["data"]).To(Equal(map[string]any{"k": "1"}))
+	g.Expect(liveObject(t, immutable(nil)[0]).Object["data"]).To(Equal(map[string]any{"k": "1"}))
 }

@@ -36,7 +36,7 @@ spec:
 // replicas reads the live replica count of a Deployment.
 func replicas(t *testing.T, obj *unstructured.Unstructured) int64 {
 	t.Helper()
-	n, _, err := unstructured.NestedInt64(live(t, obj).Object, "spec", "replicas")
+	n, _, err := unstructured.NestedInt64(liveObject(t, obj).Object, "spec", "replicas")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func replicas(t *testing.T, obj *unstructured.Unstructured) int64 {
 func scaleByUpdate(manager string) func(t *testing.T, obj *unstructured.Unstructured, n int64) {
 	return func(t *testing.T, obj *unstructured.Unstructured, n int64) {
 		t.Helper()
-		l := live(t, obj)
+		l := liveObject(t, obj)
 		if err := unstructured.SetNestedField(l.Object, n, "spec", "replicas"); err != nil {
 			t.Fatal(err)
 		}
@@ -114,11 +114,11 @@ func TestApply_IgnoredFieldIsNotReasserted(t *testing.T) {
 			g.Expect(replicas(t, web(t, ns))).To(Equal(int64(5)))
 
 			// Steady state: nothing is written any more.
-			rv := live(t, web(t, ns)).GetResourceVersion()
+			rv := liveObject(t, web(t, ns)).GetResourceVersion()
 			cs, err = m.Apply(ctx, owner, []*unstructured.Unstructured{web(t, ns)}, opts)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(cs.ToMap()).To(Equal(map[string]ssa.Action{id: ssa.UnchangedAction}))
-			g.Expect(live(t, web(t, ns)).GetResourceVersion()).To(Equal(rv))
+			g.Expect(liveObject(t, web(t, ns)).GetResourceVersion()).To(Equal(rv))
 
 			// A change of another field is applied, and the scaled value
 			// survives that write.
@@ -127,7 +127,7 @@ func TestApply_IgnoredFieldIsNotReasserted(t *testing.T) {
 			cs, err = m.Apply(ctx, owner, []*unstructured.Unstructured{changed}, opts)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(cs.ToMap()).To(Equal(map[string]ssa.Action{id: ssa.ConfiguredAction}))
-			g.Expect(live(t, changed).GetAnnotations()).To(HaveKeyWithValue("revision", "2"))
+			g.Expect(liveObject(t, changed).GetAnnotations()).To(HaveKeyWithValue("revision", "2"))
 			g.Expect(replicas(t, changed)).To(Equal(int64(5)))
 		})
 	}
@@ -194,7 +194,7 @@ func TestApply_WithoutIgnoreRuleDriftIsCorrected(t *testing.T) {
 	_, err := m.Apply(ctx, owner, []*unstructured.Unstructured{web(t, ns), cm("1")}, ApplyOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	scaleByUpdate("scaler")(t, web(t, ns), 5)
-	edited := live(t, cm(""))
+	edited := liveObject(t, cm(""))
 	edited.Object["data"] = map[string]any{"k": "by-hand"}
 	g.Expect(env.Client.Update(ctx, edited, client.FieldOwner("someone"))).To(Succeed())
 
@@ -205,11 +205,11 @@ func TestApply_WithoutIgnoreRuleDriftIsCorrected(t *testing.T) {
 		"ConfigMap/" + ns + "/cm":   ssa.ConfiguredAction,
 	}))
 	g.Expect(replicas(t, web(t, ns))).To(Equal(int64(2)))
-	g.Expect(live(t, cm("")).Object["data"]).To(Equal(map[string]any{"k": "1"}))
+	g.Expect(liveObject(t, cm("")).Object["data"]).To(Equal(map[string]any{"k": "1"}))
 
 	// With the rule, only the Deployment keeps its scaled value.
 	scaleByUpdate("scaler")(t, web(t, ns), 5)
-	g.Expect(env.Client.Update(ctx, withData(live(t, cm("")), "by-hand"), client.FieldOwner("someone"))).To(Succeed())
+	g.Expect(env.Client.Update(ctx, withData(liveObject(t, cm("")), "by-hand"), client.FieldOwner("someone"))).To(Succeed())
 	cs, err = m.Apply(ctx, owner, []*unstructured.Unstructured{web(t, ns), cm("1")}, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cs.ToMap()).To(Equal(map[string]ssa.Action{
@@ -217,7 +217,7 @@ func TestApply_WithoutIgnoreRuleDriftIsCorrected(t *testing.T) {
 		"ConfigMap/" + ns + "/cm":   ssa.ConfiguredAction,
 	}))
 	g.Expect(replicas(t, web(t, ns))).To(Equal(int64(5)))
-	g.Expect(live(t, cm("")).Object["data"]).To(Equal(map[string]any{"k": "1"}))
+	g.Expect(liveObject(t, cm("")).Object["data"]).To(Equal(map[string]any{"k": "1"}))
 }
 
 func withData(obj *unstructured.Unstructured, value string) *unstructured.Unstructured {
@@ -279,7 +279,7 @@ func TestApply_InvalidIgnoreRuleAppliesNothing(t *testing.T) {
 	opts := ApplyOptions{IgnoreRules: []stagesetv1.IgnoreRule{{Paths: []string{"spec"}}}}
 	_, err := newManager().Apply(context.Background(), Owner{Name: "s", Namespace: ns, Stage: "one"}, []*unstructured.Unstructured{cm}, opts)
 	g.Expect(err).To(MatchError(ContainSubstring("driftDetection.ignore[0]")))
-	g.Expect(live(t, cm)).To(BeNil())
+	g.Expect(liveObject(t, cm)).To(BeNil())
 	_, err = newManager().Diff(context.Background(), Owner{Name: "s", Namespace: ns, Stage: "one"}, []*unstructured.Unstructured{cm}, opts)
 	g.Expect(err).To(MatchError(ContainSubstring("driftDetection.ignore[0]")))
 }

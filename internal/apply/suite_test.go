@@ -48,8 +48,8 @@ func configMap(ns, name string, data map[string]any) *unstructured.Unstructured 
 	return obj
 }
 
-// live reads the live object of a manifest; nil when it does not exist.
-func live(t *testing.T, obj *unstructured.Unstructured) *unstructured.Unstructured {
+// liveObject reads the live object of a manifest; nil when it does not exist.
+func liveObject(t *testing.T, obj *unstructured.Unstructured) *unstructured.Unstructured {
 	t.Helper()
 	out := &unstructured.Unstructured{}
 	out.SetGroupVersionKind(obj.GroupVersionKind())

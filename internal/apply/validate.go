@@ -55,36 +55,47 @@ func definitionsOf(objects []*unstructured.Unstructured) stageDefinitions {
 	return d
 }
 
-// validate dry-runs every object of the stage and returns one error naming
-// every object that the API server refused, or nil when all passed.
-func (m *Manager) validate(ctx context.Context, objects []*unstructured.Unstructured, opts ssa.ApplyOptions) error {
+// validate dry-runs every object of the stage and returns what it learnt,
+// or one error naming every object that the API server refused.
+func (m *Manager) validate(ctx context.Context, objects []*unstructured.Unstructured, opts ssa.ApplyOptions) (*Validation, error) {
 	defs := definitionsOf(objects)
+	checked := newValidation()
 	errs := make([]error, len(objects))
 	var g errgroup.Group
 	g.SetLimit(concurrency)
 	for i, obj := range objects {
 		g.Go(func() error {
-			errs[i] = m.validateObject(ctx, obj, defs, opts)
+			errs[i] = m.validateObject(ctx, obj, defs, opts, checked)
 			return nil
 		})
 	}
 	_ = g.Wait()
 	if err := joinErrors(errs); err != nil {
-		return fmt.Errorf("dry-run failed, nothing applied: %w", err)
+		return nil, fmt.Errorf("dry-run failed, nothing applied: %w", err)
 	}
-	return nil
+	checked.pass(objects)
+	return checked, nil
 }
 
 // validateObject checks one object the way ssa ApplyAll will treat it: skipped
 // objects are not checked, and an immutable-field error is acceptable when the
 // object will be force-recreated, provided it is valid as a new object.
-func (m *Manager) validateObject(ctx context.Context, obj *unstructured.Unstructured, defs stageDefinitions, opts ssa.ApplyOptions) error {
+//
+// The dry-run comes first and, when it passes, is all: its answer tells
+// whether the object exists (see stageClient) and is kept for ssa. The live
+// object is read only to explain a refusal: ssa skips some objects and
+// recreates others, and a refusal of those does not fail the stage.
+func (m *Manager) validateObject(ctx context.Context, obj *unstructured.Unstructured, defs stageDefinitions, opts ssa.ApplyOptions, checked *Validation) error {
 	id := utils.FmtUnstructured(obj)
 	if !utils.IsKubernetesObject(obj) {
 		return fmt.Errorf("%s: apiVersion, kind and metadata.name are required", id)
 	}
 	gvk := obj.GroupVersionKind()
-	if defs.kinds[gvk.GroupKind()] || utils.AnyInMetadata(obj, opts.ExclusionSelector) {
+	if utils.AnyInMetadata(obj, opts.ExclusionSelector) {
+		return nil
+	}
+	if defs.kinds[gvk.GroupKind()] {
+		checked.deferObject(obj)
 		return nil
 	}
 
@@ -99,6 +110,17 @@ func (m *Manager) validateObject(ctx context.Context, obj *unstructured.Unstruct
 		return fmt.Errorf("%s: namespace not specified for the namespaced kind %s", id, gvk.Kind)
 	}
 
+	dryRun := obj.DeepCopy()
+	body, err := requestBody(dryRun)
+	if err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	err = m.client.Patch(ctx, dryRun, client.Apply, client.DryRunAll, client.ForceOwnership, client.FieldOwner(m.fieldManager))
+	if err == nil {
+		checked.record(obj, body, dryRun)
+		return nil
+	}
+
 	existing := &unstructured.Unstructured{}
 	existing.SetGroupVersionKind(gvk)
 	getErr := m.client.Get(ctx, client.ObjectKeyFromObject(obj), existing)
@@ -106,16 +128,11 @@ func (m *Manager) validateObject(ctx context.Context, obj *unstructured.Unstruct
 		return fmt.Errorf("%s: reading the live object: %w", id, getErr)
 	}
 	exists := getErr == nil
-	if exists && (utils.AnyInMetadata(existing, opts.ExclusionSelector) || utils.AnyInMetadata(obj, opts.IfNotPresentSelector)) {
-		return nil
-	}
-
-	err = m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()),
-		client.DryRunAll, client.ForceOwnership, client.FieldOwner(m.fieldManager))
 	switch {
-	case err == nil:
+	case exists && (utils.AnyInMetadata(existing, opts.ExclusionSelector) || utils.AnyInMetadata(obj, opts.IfNotPresentSelector)):
 		return nil
 	case !exists && apierrors.IsNotFound(err) && defs.namespaces[obj.GetNamespace()]:
+		checked.deferObject(obj)
 		return nil
 	case exists && ssaerrors.IsImmutableError(err) && forced(obj, existing, opts):
 		return m.validateAsNew(ctx, obj)
@@ -172,4 +189,27 @@ func joinErrors(errs []error) error {
 		return nil
 	}
 	return out
+}
+
+// ChangesValidation tells whether a change set (of an apply or a delete)
+// created, changed or deleted an object that can change how the API server
+// judges other objects: a CRD or an API service (which kinds exist, their
+// schemas), a Namespace (where objects may go), RBAC (what an impersonated
+// identity may do), admission webhooks and policies, quotas and limit
+// ranges. A validation made before such a change may no longer hold.
+func ChangesValidation(cs *ssa.ChangeSet) bool {
+	for _, e := range cs.Entries {
+		if e.Action == ssa.UnchangedAction || e.Action == ssa.SkippedAction {
+			continue
+		}
+		switch gk := e.ObjMetadata.GroupKind; gk.Group {
+		case "apiextensions.k8s.io", "apiregistration.k8s.io", "admissionregistration.k8s.io", "rbac.authorization.k8s.io":
+			return true
+		case "":
+			if gk.Kind == "Namespace" || gk.Kind == "ResourceQuota" || gk.Kind == "LimitRange" {
+				return true
+			}
+		}
+	}
+	return false
 }

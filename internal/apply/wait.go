@@ -42,6 +42,9 @@ type WaitOptions struct {
 	Exprs []kustomize.CustomHealthCheck
 	// Objects is stage.wait: include the applied objects themselves.
 	Objects bool
+	// Live are the objects as Apply last saw them: those Current there are
+	// not polled (see LiveObjects).
+	Live *LiveObjects
 }
 
 // Wait blocks until every applied object (with opts.Objects) and every
@@ -56,11 +59,7 @@ type WaitOptions struct {
 // Failed, so Wait keeps polling, as kustomize-controller does. When ctx is
 // cancelled (a new revision arrived), Wait returns ctx's error at once.
 func (m *Manager) Wait(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions) error {
-	set := object.ObjMetadataSet{}
-	if opts.Objects {
-		set = set.Union(objects)
-	}
-	set = set.Union(m.healthCheckSet(opts.HealthChecks, opts.DefaultNamespace))
+	set := m.toPoll(objects, opts)
 	if len(set) == 0 {
 		return nil
 	}
@@ -75,6 +74,23 @@ func (m *Manager) Wait(ctx context.Context, objects object.ObjMetadataSet, opts 
 		opts.Timeout = stagesetv1.DefaultTimeout
 	}
 	return waitForSet(ctx, poller, set, opts.Interval, opts.Timeout)
+}
+
+// Settled tells whether Wait would return at once, without a request: every
+// object to wait for is Current as Apply last saw it.
+func (m *Manager) Settled(objects object.ObjMetadataSet, opts WaitOptions) bool {
+	return len(m.toPoll(objects, opts)) == 0
+}
+
+// toPoll is the set Wait polls: the applied objects (opts.Objects) and the
+// health checks, less those Current as last seen.
+func (m *Manager) toPoll(objects object.ObjMetadataSet, opts WaitOptions) object.ObjMetadataSet {
+	set := object.ObjMetadataSet{}
+	if opts.Objects {
+		set = set.Union(objects)
+	}
+	set = set.Union(m.healthCheckSet(opts.HealthChecks, opts.DefaultNamespace))
+	return set.Diff(opts.Live.current(set, opts.Exprs))
 }
 
 // healthCheckSet turns health check references into identities. A reference

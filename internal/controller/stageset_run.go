@@ -77,6 +77,10 @@ type run struct {
 	// migrationsDone is the migration ledger, read once (ledger).
 	migrationsDone map[string]migration.Record
 
+	// ahead is the validation of the next stage of a rollout, run while
+	// the current one is applied (validateAhead).
+	ahead *aheadValidation
+
 	// snapshot is the last good snapshot, loaded once (lastSnapshot).
 	snapshot       *snapshot.Snapshot
 	snapshotErr    error
@@ -153,10 +157,13 @@ func (s *run) rollout(ctx context.Context, mgr *apply.Manager) error {
 	s.obj.Status.PendingUpdate = nil
 	s.obj.Status.LastAttemptedInputs = s.inputsDigest
 	conditions.MarkUnknown(s.obj, meta.ReadyCondition, meta.ProgressingReason, "Reconciliation in progress")
-	if err := s.patchProgress(ctx, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision); err != nil {
+	if s.nextPatchesSoon(0) {
+		s.progressLater("Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision)
+	} else if err := s.patchProgress(ctx, "Rolling out %d stages at revision %s", len(s.obj.Spec.Stages), s.revision); err != nil {
 		return err
 	}
 
+	defer s.ahead.stop()
 	for _, plan := range s.plans {
 		// A newer revision ends the run at a stage boundary; the next run
 		// rolls it out from the stage this one reached.
@@ -164,6 +171,7 @@ func (s *run) rollout(ctx context.Context, mgr *apply.Manager) error {
 			return errSuperseded
 		}
 		if err := s.applyStage(ctx, mgr, plan); err != nil {
+			s.ahead.stop()
 			if interrupted(ctx) || errors.Is(err, errSuperseded) || isBookkeeping(err) {
 				return err
 			}

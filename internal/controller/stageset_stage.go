@@ -24,6 +24,8 @@ import (
 // the stage's objects untouched.
 func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedStage) error {
 	stage := plan.spec
+	validated := s.ahead.take(stage.Name)
+	s.validateAhead(ctx, mgr, plan)
 	ctx, cancel := context.WithTimeout(ctx, s.obj.GetStageTimeout(stage))
 	defer cancel()
 
@@ -36,7 +38,7 @@ func (s *run) applyStage(ctx context.Context, mgr *apply.Manager, plan plannedSt
 			return s.failStage(ctx, stage.Name, err)
 		}
 	}
-	changeSet, err := s.applyObjects(ctx, mgr, plan, apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()})
+	changeSet, err := s.applyObjects(ctx, mgr, plan, apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules(), Validation: validated})
 	if err != nil {
 		return err
 	}
@@ -88,7 +90,10 @@ func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan planned
 		return nil, err
 	}
 
+	live := apply.NewLiveObjects()
+	opts.Live = live
 	changeSet, err := mgr.Apply(ctx, owner, plan.objects, opts)
+	s.ahead.judge(changeSet)
 	if s.kind.countsDrift() {
 		s.corrected.record(stage.Name, changeSet)
 	}
@@ -109,13 +114,21 @@ func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan planned
 		return nil, s.failStage(ctx, stage.Name, pruneErr)
 	}
 
+	// Objects already healthy in the API server's answers (ConfigMaps...)
+	// are not read again; the phase is published only when there is
+	// something to wait for.
+	waitOpts := s.waitOptions(stage)
+	waitOpts.Live = live
+	if mgr.Settled(waitSet(changeSet), waitOpts) {
+		return changeSet, nil
+	}
 	s.setPhase(stage.Name, stagesetv1.StagePhaseVerifying, "Waiting for health")
 	if err := s.patchProgress(ctx, "Verifying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return nil, err
 	}
 	// The health wait is what a newer revision may cut short.
 	waitCtx, endWait := s.tracked.wait(ctx)
-	err = mgr.Wait(waitCtx, waitSet(changeSet), s.waitOptions(stage))
+	err = mgr.Wait(waitCtx, waitSet(changeSet), waitOpts)
 	if err != nil {
 		err = s.failStage(waitCtx, stage.Name, fmt.Errorf("health check: %w", err))
 	}
@@ -139,6 +152,10 @@ func (s *run) stageReady(ctx context.Context, plan plannedStage, changeSet *ssa.
 	s.setPhase(name, stagesetv1.StagePhaseReady, fmt.Sprintf("Applied %d objects at revision %s", objects, plan.revision))
 	s.r.Metrics.RecordStageApplied(s.obj.Namespace, s.obj.Name, name)
 	s.r.Metrics.SetStageReady(s.obj.Namespace, s.obj.Name, name, true)
+	if s.nextPatchesSoon(s.stageIndex(name) + 1) {
+		s.progressLater("Applied stage %q (%d/%d)", name, s.stageIndex(name)+1, len(s.obj.Spec.Stages))
+		return nil
+	}
 	return s.patchProgress(ctx, "Applied stage %q (%d/%d)", name, s.stageIndex(name)+1, len(s.obj.Spec.Stages))
 }
 
@@ -184,6 +201,26 @@ func (s *run) patchProgress(ctx context.Context, format string, args ...any) err
 	return nil
 }
 
+// progressLater records the run's progress for the next status patch,
+// which nextPatchesSoon promised: one patch at a stage boundary instead of
+// two, where a hand-off is a few milliseconds.
+func (s *run) progressLater(format string, args ...any) {
+	if s.kind.rollsOut() {
+		conditions.MarkReconciling(s.obj, meta.ProgressingReason, format, args...)
+	}
+}
+
+// nextPatchesSoon tells whether the status is patched again at once when
+// the stage of index next starts: it exists, and no pre action runs before
+// its "Applying" (or "Migrating") patch.
+func (s *run) nextPatchesSoon(next int) bool {
+	if next >= len(s.obj.Spec.Stages) {
+		return false
+	}
+	actions := s.obj.Spec.Stages[next].Actions
+	return actions == nil || len(actions.Pre) == 0
+}
+
 // ignoreRules are the driftDetection.ignore rules of the StageSet.
 // owner is the ownership of a stage's objects.
 func (s *run) owner(stage string) apply.Owner {
@@ -221,7 +258,8 @@ func (s *run) prune(ctx context.Context, mgr *apply.Manager, owner apply.Owner, 
 	if err != nil || len(stale) == 0 {
 		return err
 	}
-	_, failedObjects, err := mgr.Delete(ctx, owner, stale)
+	deleted, failedObjects, err := mgr.Delete(ctx, owner, stale)
+	s.ahead.judge(deleted)
 	if err != nil {
 		current.Entries = append(current.Entries, apply.InventoryOf(failedObjects).Entries...)
 		return fmt.Errorf("prune: %w", err)
