@@ -212,10 +212,11 @@ func (s *run) progressLater(format string, args ...any) {
 
 // nextPatchesSoon tells whether the status is patched again at once when
 // the stage of index next starts: it exists, and no pre action runs before
-// its "Applying" (or "Migrating") patch.
+// its "Applying" (or "Migrating") patch. After the last stage, the run's
+// final patch follows at once unless removed stages are to be torn down.
 func (s *run) nextPatchesSoon(next int) bool {
 	if next >= len(s.obj.Spec.Stages) {
-		return false
+		return next == len(s.obj.Spec.Stages) && !s.hasRemovedStages()
 	}
 	actions := s.obj.Spec.Stages[next].Actions
 	return actions == nil || len(actions.Pre) == 0
@@ -305,6 +306,17 @@ func (s *run) interruptStage(ctx context.Context, name string, err error) error 
 		return fmt.Errorf("%w (%w)", err, cause)
 	}
 	return err
+}
+
+// hasRemovedStages tells whether status.stages holds stages that are no
+// longer in the spec (teardownRemovedStages has work).
+func (s *run) hasRemovedStages() bool {
+	for _, status := range s.obj.Status.Stages {
+		if s.stageIndex(status.Name) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // teardownRemovedStages deletes, in reverse stage order, the objects of
