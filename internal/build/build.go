@@ -122,7 +122,7 @@ func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) (
 	if err := fs.WriteFile(kfile, manifest); err != nil {
 		return nil, fmt.Errorf("writing the kustomization in memory: %w", err)
 	}
-	return fluxkustomize.Build(fs, dir)
+	return krustyRun(fs, dir)
 }
 
 // kustomizationSpec returns the spec fields of a Flux Kustomization that the

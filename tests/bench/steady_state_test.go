@@ -52,10 +52,11 @@ const (
 var owner = apply.Owner{Name: "bench", Namespace: "bench", Stage: "app"}
 
 // BenchmarkSteadyState measures one steady-state run of a stage as the
-// controller does it: apply.Manager.Apply re-asserting the objects (ssa
-// ApplyAllStaged, which reads and dry-runs every object and writes nothing
-// since nothing drifted; no validation pass, as the objects passed it when
-// they were applied) followed by apply.Manager.Wait on the applied objects.
+// controller does it: apply.Manager.Apply re-asserting the objects (ssa,
+// which reads and dry-runs every object and writes nothing since nothing
+// drifted; no validation pass, as the objects passed it when they were
+// applied) followed by apply.Manager.Wait on the applied objects, which
+// judges ConfigMaps from what Apply read (apply.LiveObjects).
 func BenchmarkSteadyState(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
@@ -81,7 +82,10 @@ func BenchmarkSteadyState(b *testing.B) {
 			// Apply from the cost of Wait (one poll).
 			var waited time.Duration
 			runs := measure(b, n, counter, func() {
-				cs, err := mgr.Apply(ctx, owner, objects, apply.ApplyOptions{Reassert: true})
+				// As the controller does: Wait judges from what Apply read.
+				live := apply.NewLiveObjects()
+				wait.Live = live
+				cs, err := mgr.Apply(ctx, owner, objects, apply.ApplyOptions{Reassert: true, Live: live})
 				if err != nil {
 					b.Fatalf("applying: %v", err)
 				}
