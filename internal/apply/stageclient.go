@@ -116,6 +116,13 @@ func (v *Validation) take(obj *unstructured.Unstructured, body [sha256.Size]byte
 	return d.result, true
 }
 
+// forget drops what the pass learnt of an object.
+func (v *Validation) forget(id object.ObjMetadata) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.dryRuns, id)
+}
+
 // missing tells whether the dry-run of the object showed that it does not
 // exist: the API server sets no resourceVersion on an object it would
 // create.
@@ -194,6 +201,12 @@ func (c *stageClient) Patch(ctx context.Context, obj client.Object, patch client
 				return nil
 			}
 		}
+	}
+	if isUnstructured && c.checked != nil {
+		// Whatever the validation pass learnt of the object is out of date
+		// once a request about it goes to the API server: a read after a
+		// write must not be answered NotFound.
+		c.checked.forget(object.UnstructuredToObjMetadata(u))
 	}
 	if err := c.Client.Patch(ctx, obj, patch, opts...); err != nil {
 		return err
