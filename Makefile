@@ -151,7 +151,7 @@ test-plugins: ## Run stagesetctl as `flux stageset` and `kubectl stageset` throu
 BENCH_REPS ?= 3
 
 .PHONY: bench
-bench: testbin ## Benchmark a steady-state run against a plain server-side apply loop, the controller's memory with 1,000 StageSets, and the controller end to end (bin/bench/e2e.{json,md}; see docs/performance.md).
+bench: localbin ## Benchmark a steady-state run against a plain server-side apply loop, the controller's memory with 1,000 StageSets, and the controller end to end, the mixed rollout on the local control plane (bin/bench/e2e.{json,md}; see docs/performance.md).
 	go test ./tests/bench/ -run '^$$' -bench . -benchtime=3x -count=1
 	mkdir -p bin/bench
 	go run ./tests/bench/e2e -reps $(BENCH_REPS) -out bin/bench/e2e.json -md bin/bench/e2e.md

@@ -60,7 +60,7 @@ func stagePath(s int) string { return fmt.Sprintf("stage-%d", s) }
 
 // publish stores the stages as an artifact, one folder of one multi-document
 // file per stage, and returns it as source-controller would report it.
-func publish(env *testenv.Environment, path, revision string, stages [][]*unstructured.Unstructured) (*meta.Artifact, error) {
+func publish(env *apiServer, path, revision string, stages [][]*unstructured.Unstructured) (*meta.Artifact, error) {
 	files := map[string]string{}
 	for s, objects := range stages {
 		var docs []string
@@ -153,9 +153,12 @@ const baselineWorkers = 4
 type baseline struct {
 	proxy *countingProxy
 	c     client.Client
+	// wait, when set, runs after each stage, inside the time: the loop
+	// then waits for health between stages as a StageSet does.
+	wait func(ctx context.Context, objects []*unstructured.Unstructured) error
 }
 
-func newBaseline(env *testenv.Environment) (*baseline, error) {
+func newBaseline(env *apiServer) (*baseline, error) {
 	proxy, err := startProxy(env.Config)
 	if err != nil {
 		return nil, err
@@ -166,9 +169,11 @@ func newBaseline(env *testenv.Environment) (*baseline, error) {
 		return nil, err
 	}
 	// Discovery is set-up, as the controller's is done by its warm-up.
-	if _, err := c.RESTMapper().RESTMapping(schema.GroupKind{Kind: "ConfigMap"}, "v1"); err != nil {
-		proxy.Close()
-		return nil, err
+	for _, gvk := range []schema.GroupVersionKind{configMapKind, serviceKind, serviceAccountKind, deploymentKind} {
+		if _, err := c.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			proxy.Close()
+			return nil, err
+		}
 	}
 	return &baseline{proxy: proxy, c: c}, nil
 }
@@ -201,6 +206,11 @@ func (b *baseline) ApplyStages(ctx context.Context, stages [][]*unstructured.Uns
 		if err != nil {
 			return 0, nil, fmt.Errorf("baseline apply: %w", err)
 		}
+		if b.wait != nil {
+			if err := b.wait(ctx, objects); err != nil {
+				return 0, nil, fmt.Errorf("baseline wait: %w", err)
+			}
+		}
 	}
 	return time.Since(start), b.proxy.Snapshot().Sub(before), nil
 }
@@ -218,7 +228,7 @@ func ownedBy(obj *unstructured.Unstructured, owner apply.Owner) *unstructured.Un
 
 // adminClient is an uncached admin client without client-side throttling,
 // for the set-up.
-func adminClient(env *testenv.Environment) (client.Client, error) {
+func adminClient(env *apiServer) (client.Client, error) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.QPS, cfg.Burst = -1, -1
 	return client.New(cfg, client.Options{Scheme: env.Scheme})

@@ -1,7 +1,8 @@
 // Command e2e is the end-to-end benchmark of the controller (issue 15): the
 // controller binary of this checkout runs as a separate process against the
-// test API server (internal/testenv), artifacts are served on loopback as
-// source-controller serves them, progress is followed with watches, and
+// test API server (internal/testenv; the mixed rollout against the local
+// control plane of internal/localcluster), artifacts are served on loopback
+// as source-controller serves them, progress is followed with watches, and
 // every request of the controller is counted by a proxy in front of the API
 // server. Each scenario is compared with a plain server-side-apply loop of
 // the same objects in the same run where there is one.
@@ -47,16 +48,22 @@ type sizes struct {
 	Sources int `json:"sources"`
 	// Storm is the number of StageSets of the source storm.
 	Storm int `json:"storm"`
+	// MixedStages × MixedPerStage Services, ServiceAccounts and
+	// Deployments: the ordered rollout on the local control plane.
+	MixedStages   int `json:"mixedStages"`
+	MixedPerStage int `json:"mixedPerStage"`
 }
 
 var (
-	fullSizes  = sizes{Stages: 5, PerStage: 200, Large: 1000, Scale: []int{200, 1000}, ScaleConcurrent: []int{4, 10}, Sources: 20, Storm: 200}
-	smokeSizes = sizes{Stages: 2, PerStage: 5, Large: 10, Scale: []int{5}, ScaleConcurrent: []int{4}, Sources: 2, Storm: 5}
+	fullSizes  = sizes{Stages: 5, PerStage: 200, Large: 1000, Scale: []int{200, 1000}, ScaleConcurrent: []int{4, 10}, Sources: 20, Storm: 200, MixedStages: 5, MixedPerStage: 200}
+	smokeSizes = sizes{Stages: 2, PerStage: 5, Large: 10, Scale: []int{5}, ScaleConcurrent: []int{4}, Sources: 2, Storm: 5, MixedStages: 2, MixedPerStage: 3}
 )
 
 // scenarioNames are the scenarios in the order they run: rollout is (a),
-// (b) and (d); large is (c); scale is (e); storm is (f).
-var scenarioNames = []string{"rollout", "large", "scale", "storm"}
+// (b) and (d); large is (c); scale is (e); storm is (f); mixed is (a) and
+// (b) with Services, ServiceAccounts and Deployments, on the local control
+// plane (`make localbin`).
+var scenarioNames = []string{"rollout", "large", "scale", "storm", "mixed"}
 
 // options are the command line of the benchmark.
 type options struct {
@@ -70,7 +77,7 @@ type options struct {
 
 // bench is the state shared by the scenarios of one benchmark run.
 type bench struct {
-	env     *testenv.Environment
+	env     *apiServer
 	client  client.Client
 	tracker *tracker
 	binary  string
@@ -79,6 +86,10 @@ type bench struct {
 	sizes   sizes
 	report  *report
 	log     io.Writer
+	// dropNamespaces makes cleanup delete a repetition's namespaces and
+	// wait until they are gone: on the local control plane, controllers
+	// would go on working on what was left (ReplicaSets, pods).
+	dropNamespaces bool
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -151,17 +162,18 @@ func run(ctx context.Context, o options) (*report, error) {
 		return nil, bb.err
 	}
 	bin := bb.bin
-	c, err := adminClient(env)
+	srv := &apiServer{Config: env.Config, Scheme: env.Scheme, Artifacts: env.Artifacts}
+	c, err := adminClient(srv)
 	if err != nil {
 		return nil, err
 	}
 	trackCtx, stopTracking := context.WithCancel(ctx)
 	defer stopTracking()
-	t, err := startTracker(trackCtx, env)
+	t, err := startTracker(trackCtx, srv, configMapKind)
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{env: env, client: c, tracker: t, binary: bin, dir: dir, reps: o.reps, sizes: o.sizes, report: rep, log: o.log}
+	b := &bench{env: srv, client: c, tracker: t, binary: bin, dir: dir, reps: o.reps, sizes: o.sizes, report: rep, log: o.log}
 	if err := b.runScenarios(ctx, o.scenarios); err != nil {
 		return nil, err
 	}
@@ -201,7 +213,12 @@ func (b *bench) runScenarios(ctx context.Context, scenarios []string) error {
 		}
 	}
 	if slices.Contains(scenarios, "storm") {
-		return b.runStorm(ctx, s.Storm)
+		if err := b.runStorm(ctx, s.Storm); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(scenarios, "mixed") {
+		return b.runMixed(ctx)
 	}
 	return nil
 }

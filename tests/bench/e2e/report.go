@@ -54,6 +54,10 @@ type result struct {
 	// SecondStormSeconds (storm) is the time of the rev-3 then rev-4 storm.
 	SecondStormSeconds []float64 `json:"secondStormSeconds,omitempty"`
 	NoLostUpdate       bool      `json:"noLostUpdate,omitempty"`
+
+	// BaselineApplyOnlySeconds (mixed) is the plain loop, when
+	// BaselineSeconds waits for each stage's Deployments as a StageSet does.
+	BaselineApplyOnlySeconds []float64 `json:"baselineApplyOnlySeconds,omitempty"`
 }
 
 func (r *result) add(d time.Duration, u usage, reqs requestCounts) {
@@ -132,6 +136,10 @@ func writeMarkdown(w io.Writer, rep *report) error {
 		}
 		if r.NoLostUpdate {
 			cells[0] += " (no lost update)"
+		}
+		if len(r.BaselineApplyOnlySeconds) > 0 {
+			cells[0] += fmt.Sprintf(" (baseline waits for each stage's Deployments; apply only %s)",
+				duration(percentile(r.BaselineApplyOnlySeconds, 0.5)))
 		}
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}

@@ -24,6 +24,24 @@ type rollout struct {
 	stages, count int
 	// steady also measures a requestedAt run after Ready.
 	steady bool
+	// objects builds the stages, named <prefix>s<stage>-...: ConfigMaps
+	// (stageObjects) when nil.
+	objects func(prefix, revision string, stages, perStage int) [][]*unstructured.Unstructured
+	// kinds names them in the hand-off and steady-state rows (" Services,
+	// ..."), so that they differ from the ConfigMap rollout's.
+	kinds string
+	// waitBaseline makes the baseline wait, after each stage, until the
+	// stage's Deployments are healthy, as the StageSet does; the plain
+	// loop is then reported next to it.
+	waitBaseline bool
+}
+
+// build returns the objects of the rollout's stages.
+func (r rollout) build(prefix, revision string, stages, perStage int) [][]*unstructured.Unstructured {
+	if r.objects == nil {
+		return stageObjects(prefix, revision, stages, perStage)
+	}
+	return r.objects(prefix, revision, stages, perStage)
 }
 
 // rolloutRun is what one repetition measured.
@@ -35,13 +53,15 @@ type rolloutRun struct {
 	steady, steadyBase   time.Duration
 	steadyUse            usage
 	steadyReqs, baseNoop requestCounts
+	// applyOnly is the plain loop when the baseline waits (waitBaseline).
+	applyOnly time.Duration
 }
 
 func (b *bench) runRollout(ctx context.Context, r rollout) error {
 	objects := r.stages * r.count
 	main := &result{Scenario: r.name, Objects: objects}
-	handoff := &result{Scenario: fmt.Sprintf("hand-off %d×%d (per stage boundary)", r.stages, r.count), Objects: r.count}
-	steady := &result{Scenario: fmt.Sprintf("steady state (requestedAt) %d×%d", r.stages, r.count), Objects: objects}
+	handoff := &result{Scenario: fmt.Sprintf("hand-off %d×%d%s (per stage boundary)", r.stages, r.count, r.kinds), Objects: r.count}
+	steady := &result{Scenario: fmt.Sprintf("steady state (requestedAt) %d×%d%s", r.stages, r.count, r.kinds), Objects: objects}
 	for rep := range b.reps {
 		run, err := b.rolloutRep(ctx, r)
 		if err != nil {
@@ -49,6 +69,9 @@ func (b *bench) runRollout(ctx context.Context, r rollout) error {
 		}
 		main.add(run.time, run.use, run.requests)
 		main.addBaseline(run.baseline, run.baseReqs)
+		if r.waitBaseline {
+			main.BaselineApplyOnlySeconds = append(main.BaselineApplyOnlySeconds, run.applyOnly.Seconds())
+		}
 		for _, h := range run.handoffs {
 			handoff.Seconds = append(handoff.Seconds, h.Seconds())
 		}
@@ -81,7 +104,7 @@ func (b *bench) rolloutRep(ctx context.Context, r rollout) (*rolloutRun, error) 
 		return nil, err
 	}
 	defer b.cleanup(ctx, nsBase, ns)
-	stages := stageObjects("", "rev-1", r.stages, r.count)
+	stages := r.build("", "rev-1", r.stages, r.count)
 
 	// The baseline first, while no controller runs: the objects are new,
 	// as the controller's are; then a no-op re-apply, the limit of a
@@ -99,6 +122,11 @@ func (b *bench) rolloutRep(ctx context.Context, r rollout) (*rolloutRun, error) 
 			return nil, err
 		}
 	}
+	if r.waitBaseline {
+		if err := b.waitingBaseline(ctx, out, nsBase, stages); err != nil {
+			return nil, err
+		}
+	}
 
 	artifact, err := publish(b.env, run+"/rev-1.tar.gz", "rev-1", stages)
 	if err != nil {
@@ -107,7 +135,7 @@ func (b *bench) rolloutRep(ctx context.Context, r rollout) (*rolloutRun, error) 
 	if err := setSource(ctx, b.client, ns, "repo", artifact); err != nil {
 		return nil, err
 	}
-	proc, err := b.startWarm(ctx, run, ns, 4)
+	proc, err := b.startWarm(ctx, run, ns, 4, r.build("warm-up-", "rev-1", 1, 1))
 	if err != nil {
 		return nil, err
 	}
@@ -154,20 +182,28 @@ func (b *bench) rolloutRep(ctx context.Context, r rollout) (*rolloutRun, error) 
 	return out, nil
 }
 
-// handoffs returns, for each stage boundary, the time between the last
-// object of stage k and the first object of stage k+1 seen by the watch.
+// handoffs returns, for each stage boundary, the time between stage k
+// settled (its last object seen, or seen healthy for a Deployment) and the
+// first object of stage k+1 seen by the watch.
 func (b *bench) handoffs(ns string, stages [][]*unstructured.Unstructured) ([]time.Duration, error) {
 	var out []time.Duration
 	var lastOfPrev time.Time
 	for s, objects := range stages {
 		var first, last time.Time
 		for _, obj := range objects {
-			at, ok := b.tracker.CreatedAt(ns + "/" + obj.GetName())
+			key := ns + "/" + obj.GetName()
+			at, ok := b.tracker.CreatedAt(key)
 			if !ok {
-				return nil, fmt.Errorf("%s/%s was never seen", ns, obj.GetName())
+				return nil, fmt.Errorf("%s was never seen", key)
 			}
 			if first.IsZero() || at.Before(first) {
 				first = at
+			}
+			if s == len(stages)-1 {
+				continue
+			}
+			if at, ok = b.tracker.SettledAt(key); !ok {
+				return nil, fmt.Errorf("%s was never seen healthy", key)
 			}
 			if at.After(last) {
 				last = at
@@ -184,8 +220,7 @@ func (b *bench) handoffs(ns string, stages [][]*unstructured.Unstructured) ([]ti
 // startWarm starts a fresh controller for the run and waits until it has
 // rolled out a one-object StageSet: the process is up, its caches synced
 // and its discovery done, as in a controller that has been running.
-func (b *bench) startWarm(ctx context.Context, run, ns string, concurrent int) (*controllerProcess, error) {
-	warm := stageObjects("warm-up-", "rev-1", 1, 1)
+func (b *bench) startWarm(ctx context.Context, run, ns string, concurrent int, warm [][]*unstructured.Unstructured) (*controllerProcess, error) {
 	artifact, err := publish(b.env, run+"/warm-up.tar.gz", "rev-1", warm)
 	if err != nil {
 		return nil, err
@@ -217,6 +252,10 @@ func revision(rev string) func(readyState) bool {
 // so that the API server does not grow from one repetition to the next.
 // StageSets stay: no controller selects them any more.
 func (b *bench) cleanup(ctx context.Context, namespaces ...string) {
+	if b.dropNamespaces {
+		b.deleteNamespaces(ctx, namespaces...)
+		return
+	}
 	for _, ns := range namespaces {
 		_ = b.client.DeleteAllOf(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap"}},
 			client.InNamespace(ns), client.MatchingLabels{objectLabel: "true"})

@@ -10,10 +10,12 @@ import (
 )
 
 // TestSmoke runs every scenario of the benchmark at tiny sizes, once, with
-// the controller binary built from this checkout. It asserts only what
-// must hold whatever the machine: every StageSet got Ready (the scenarios
-// fail otherwise), no update was lost in the storm, and the report is
-// written and well-formed. It never asserts a time.
+// the controller binary built from this checkout; the mixed rollout runs on
+// the local control plane, which `make test` builds (`make localbin`) for
+// tests/e2e too. It asserts only what must hold whatever the machine:
+// every StageSet got Ready (the scenarios fail otherwise), no update was
+// lost in the storm, and the report is written and well-formed. It never
+// asserts a time.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the test API server and the controller binary")
@@ -38,6 +40,7 @@ func TestSmoke(t *testing.T) {
 	}
 	want := map[string]bool{"ordered rollout": false, "hand-off": false, "steady state": false,
 		"one large stage": false, "scale": false, "source storm": false}
+	mixed := false
 	for _, r := range rep.Results {
 		for prefix := range want {
 			if strings.HasPrefix(r.Scenario, prefix) {
@@ -60,6 +63,15 @@ func TestSmoke(t *testing.T) {
 		if strings.HasPrefix(r.Scenario, "source storm") && !r.NoLostUpdate {
 			t.Errorf("%s: lost update not checked", r.Scenario)
 		}
+		if strings.HasPrefix(r.Scenario, "ordered rollout") && strings.Contains(r.Scenario, "Deployments") {
+			mixed = true
+			if len(r.BaselineApplyOnlySeconds) == 0 {
+				t.Errorf("%s: no apply-only baseline next to the waiting one", r.Scenario)
+			}
+		}
+	}
+	if !mixed {
+		t.Error("no result of the mixed rollout (Services, ServiceAccounts, Deployments) in the report")
 	}
 	for prefix, found := range want {
 		if !found {
