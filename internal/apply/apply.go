@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -49,7 +48,8 @@ type ApplyOptions struct {
 	// successfully (a steady-state run re-asserting them): the validation
 	// pass is skipped, as they passed it then. Each object is still
 	// dry-run before it is written, so a refused object is not written;
-	// the others are corrected.
+	// objects already started are corrected, no other is started, and
+	// later groups are not applied.
 	Reassert bool
 	// Validation is the result of Validate on the same objects, run ahead
 	// (while the stage before was being applied). It is used when it covers
@@ -111,7 +111,7 @@ func (m *Manager) Apply(ctx context.Context, owner Owner, objects []*unstructure
 	}
 
 	c := &stageClient{Client: m.client, checked: checked, live: opts.Live}
-	resources := ssa.NewResourceManager(c, newPoller(c, nil), ssa.Owner{Field: m.fieldManager, Group: stagesetv1.GroupName})
+	resources := ssa.NewResourceManager(c, newPoller(c), ssa.Owner{Field: m.fieldManager, Group: stagesetv1.GroupName})
 	cs := ssa.NewChangeSet()
 	groups := stageGroups(objects)
 	for i, group := range groups {
@@ -126,7 +126,7 @@ func (m *Manager) Apply(ctx context.Context, owner Owner, objects []*unstructure
 			return cs, fmt.Errorf("applying stage %q: %w", owner.Stage, err)
 		}
 		if group.definitions && i < len(groups)-1 {
-			if err := waitForDefinitions(ctx, c, entries, opts.Live); err != nil {
+			if err := m.waitForDefinitions(ctx, owner, entries, opts.Live); err != nil {
 				return cs, fmt.Errorf("applying stage %q: %w", owner.Stage, err)
 			}
 		}
@@ -250,16 +250,15 @@ func applyGroup(ctx context.Context, resources *ssa.ResourceManager, objects []*
 
 // waitForDefinitions waits until the definitions just applied are ready
 // (CRDs established...), as ssa ApplyAllStaged does before the next group.
-func waitForDefinitions(ctx context.Context, c client.Client, entries []ssa.ChangeSetEntry, live *LiveObjects) error {
+func (m *Manager) waitForDefinitions(ctx context.Context, owner Owner, entries []ssa.ChangeSetEntry, live *LiveObjects) error {
 	var set object.ObjMetadataSet
 	for _, e := range entries {
-		set = append(set, e.ObjMetadata)
+		if e.Action != ssa.SkippedAction {
+			set = append(set, e.ObjMetadata)
+		}
 	}
-	set = set.Diff(live.current(set, nil))
-	if len(set) == 0 {
-		return nil
-	}
-	return waitForSet(ctx, newPoller(c, nil), set, definitionsWaitInterval, definitionsWaitTimeout)
+	return m.Wait(ctx, set, WaitOptions{Objects: true, Live: live, Selector: owner.Labels(),
+		Interval: definitionsWaitInterval, Timeout: definitionsWaitTimeout})
 }
 
 // ssaApplyOptions maps the stage options and the per-object annotations of

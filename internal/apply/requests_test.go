@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
 
 // requestCounts counts a Manager's requests by sort.
@@ -92,7 +94,7 @@ func TestApply_RequestsPerObject(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cs.ToMap()).To(HaveEach(ssa.CreatedAction))
 	g.Expect(counts.of()).To(Equal([3]int{0, n, n}), "GETs, dry-runs, writes of a new stage")
-	g.Expect(m.Settled(waitSetOf(cs), WaitOptions{Objects: true, Live: live})).To(BeTrue())
+	g.Expect(m.Settled(ctx, waitSetOf(cs), WaitOptions{Objects: true, Live: live})).To(BeTrue())
 	g.Expect(m.Wait(ctx, waitSetOf(cs), WaitOptions{Objects: true, Live: live})).To(Succeed())
 	g.Expect(counts.of()).To(Equal([3]int{0, n, n}), "health of ConfigMaps from the answers to the writes")
 
@@ -108,7 +110,7 @@ func TestApply_RequestsPerObject(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cs.ToMap()).To(HaveEach(ssa.UnchangedAction))
 	g.Expect(counts.of()).To(Equal([3]int{n, n, 0}), "a re-asserted stage")
-	g.Expect(m.Settled(waitSetOf(cs), WaitOptions{Objects: true, Live: live})).To(BeTrue(), "health from the reads")
+	g.Expect(m.Settled(ctx, waitSetOf(cs), WaitOptions{Objects: true, Live: live})).To(BeTrue(), "health from the reads")
 
 	// Drifted objects are corrected all the same, validated or re-asserted.
 	for _, opts := range []ApplyOptions{{}, {Reassert: true}} {
@@ -162,8 +164,9 @@ func TestApply_ValidatedAhead(t *testing.T) {
 
 // What changed in the cluster between the validation and the apply is not
 // hidden by the validation's answers: an object edited since is read
-// afresh and corrected, and an object created since by someone else is
-// applied over.
+// afresh and corrected, an object created since by someone else is applied
+// over, and a stageset.io/ssa: IfNotPresent one created since is left as
+// it is.
 func TestApply_ValidationAnswersDoNotHideChanges(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -171,9 +174,12 @@ func TestApply_ValidationAnswersDoNotHideChanges(t *testing.T) {
 	m := newManager()
 	owner := Owner{Name: "shop", Namespace: "apps", Stage: "db"}
 	stage := func() []*unstructured.Unstructured {
+		ifNotPresent := configMap(ns, "if-not-present", map[string]any{"k": "ours"})
+		ifNotPresent.SetAnnotations(map[string]string{stagesetv1.SSAAnnotation: SSAIfNotPresent})
 		return []*unstructured.Unstructured{
 			configMap(ns, "existing", map[string]any{"k": "ours"}),
 			configMap(ns, "missing", map[string]any{"k": "ours"}),
+			ifNotPresent,
 		}
 	}
 	_, err := m.Apply(ctx, owner, stage()[:1], ApplyOptions{})
@@ -186,8 +192,9 @@ func TestApply_ValidationAnswersDoNotHideChanges(t *testing.T) {
 	edited := liveObject(t, configMap(ns, "existing", nil))
 	g.Expect(unstructured.SetNestedField(edited.Object, "theirs", "data", "k")).To(Succeed())
 	g.Expect(env.Client.Update(ctx, edited)).To(Succeed())
-	created := configMap(ns, "missing", map[string]any{"k": "theirs"})
-	g.Expect(env.Client.Create(ctx, created)).To(Succeed())
+	for _, name := range []string{"missing", "if-not-present"} {
+		g.Expect(env.Client.Create(ctx, configMap(ns, name, map[string]any{"k": "theirs"}))).To(Succeed())
+	}
 
 	cs, err := m.Apply(ctx, owner, objects, ApplyOptions{Validation: checked})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -195,10 +202,14 @@ func TestApply_ValidationAnswersDoNotHideChanges(t *testing.T) {
 	for _, name := range []string{"existing", "missing"} {
 		g.Expect(liveObject(t, configMap(ns, name, nil)).Object["data"]).To(HaveKeyWithValue("k", "ours"), name)
 	}
+	// An IfNotPresent object created since is left alone.
+	g.Expect(cs.ToMap()).To(HaveKeyWithValue("ConfigMap/"+ns+"/if-not-present", ssa.SkippedAction))
+	g.Expect(liveObject(t, configMap(ns, "if-not-present", nil)).Object["data"]).To(HaveKeyWithValue("k", "theirs"))
 }
 
-// Health is judged from the API server's answers only for kinds kstatus
-// judges from the object alone: a Deployment just applied is polled.
+// Health is judged from the API server's answers by kstatus's rules: a
+// ConfigMap is healthy at once, a Deployment just applied is not (its
+// controller has not seen its generation yet) and is waited for.
 func TestApply_LiveObjectsJudgeOnlyWhatTheyCan(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -209,10 +220,12 @@ func TestApply_LiveObjectsJudgeOnlyWhatTheyCan(t *testing.T) {
 		[]*unstructured.Unstructured{deployment(t, ns, "web"), configMap(ns, "conf", nil)}, ApplyOptions{Live: live})
 	g.Expect(err).NotTo(HaveOccurred())
 	set := cs.ToObjMetadataSet()
-	g.Expect(m.Settled(set, WaitOptions{Objects: true, Live: live})).To(BeFalse())
-	g.Expect(m.toPoll(set, WaitOptions{Objects: true, Live: live})).To(HaveLen(1))
-	g.Expect(m.toPoll(set, WaitOptions{Objects: true, Live: live})[0].GroupKind.Kind).To(Equal("Deployment"))
-	g.Expect(m.toPoll(set, WaitOptions{Objects: true})).To(HaveLen(2), "without live objects, everything is polled")
+	j, err := newJudge(m.client.RESTMapper(), nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(m.Settled(ctx, set, WaitOptions{Objects: true, Live: live})).To(BeFalse())
+	g.Expect(m.toWait(ctx, set, WaitOptions{Objects: true, Live: live}, j)).To(HaveLen(1))
+	g.Expect(m.toWait(ctx, set, WaitOptions{Objects: true, Live: live}, j)[0].GroupKind.Kind).To(Equal("Deployment"))
+	g.Expect(m.toWait(ctx, set, WaitOptions{Objects: true}, j)).To(HaveLen(2), "without live objects, everything is waited for")
 }
 
 func TestChangesValidation(t *testing.T) {
@@ -225,6 +238,10 @@ func TestChangesValidation(t *testing.T) {
 	}{
 		{entry("", "ConfigMap", ssa.CreatedAction), false},
 		{entry("apps", "Deployment", ssa.ConfiguredAction), false},
+		{entry("", "Secret", ssa.DeletedAction), false},
+		{entry("kyverno.io", "ClusterPolicy", ssa.CreatedAction), true},
+		{entry("constraints.gatekeeper.sh", "K8sRequiredLabels", ssa.ConfiguredAction), true},
+		{entry("example.com", "Widget", ssa.CreatedAction), true},
 		{entry("", "Namespace", ssa.UnchangedAction), false},
 		{entry("rbac.authorization.k8s.io", "Role", ssa.SkippedAction), false},
 		{entry("", "Namespace", ssa.CreatedAction), true},

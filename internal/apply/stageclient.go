@@ -34,16 +34,20 @@ type Validation struct {
 type dryRun struct {
 	body   [sha256.Size]byte // of the request
 	result *unstructured.Unstructured
+	// answersRead tells that the object's absence may answer ssa's read:
+	// not for stageset.io/ssa: IfNotPresent objects, which must not be
+	// written if someone created them since.
+	answersRead bool
 }
 
 func newValidation() *Validation {
 	return &Validation{dryRuns: map[object.ObjMetadata]dryRun{}, passed: map[object.ObjMetadata]bool{}, deferred: map[object.ObjMetadata]bool{}}
 }
 
-func (v *Validation) record(obj *unstructured.Unstructured, body [sha256.Size]byte, result *unstructured.Unstructured) {
+func (v *Validation) record(obj *unstructured.Unstructured, body [sha256.Size]byte, result *unstructured.Unstructured, answersRead bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.dryRuns[object.UnstructuredToObjMetadata(obj)] = dryRun{body: body, result: result}
+	v.dryRuns[object.UnstructuredToObjMetadata(obj)] = dryRun{body: body, result: result, answersRead: answersRead}
 }
 
 func (v *Validation) deferObject(obj *unstructured.Unstructured) {
@@ -130,7 +134,7 @@ func (v *Validation) missing(id object.ObjMetadata) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	d, ok := v.dryRuns[id]
-	return ok && d.result.GetResourceVersion() == ""
+	return ok && d.answersRead && d.result.GetResourceVersion() == ""
 }
 
 // requestBody is the digest of a server-side apply request of obj: the JSON
@@ -151,7 +155,9 @@ func requestBody(obj client.Object) ([sha256.Size]byte, error) {
 //   - ssa's dry-run is answered with the validation pass's answer when the
 //     request body is the same (once per object);
 //   - ssa's read is answered with NotFound when that dry-run showed that the
-//     object did not exist. Other reads go to the API server.
+//     object did not exist, unless the object is stageset.io/ssa:
+//     IfNotPresent (created since, it must be left alone). Other reads go to
+//     the API server.
 //
 // A rollout of new objects then costs a dry-run and a write per object
 // instead of two reads, two dry-runs and a write.

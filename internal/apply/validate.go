@@ -117,7 +117,7 @@ func (m *Manager) validateObject(ctx context.Context, obj *unstructured.Unstruct
 	}
 	err = m.client.Patch(ctx, dryRun, client.Apply, client.DryRunAll, client.ForceOwnership, client.FieldOwner(m.fieldManager))
 	if err == nil {
-		checked.record(obj, body, dryRun)
+		checked.record(obj, body, dryRun, !utils.AnyInMetadata(obj, opts.IfNotPresentSelector))
 		return nil
 	}
 
@@ -192,24 +192,44 @@ func joinErrors(errs []error) error {
 }
 
 // ChangesValidation tells whether a change set (of an apply or a delete)
-// created, changed or deleted an object that can change how the API server
-// judges other objects: a CRD or an API service (which kinds exist, their
-// schemas), a Namespace (where objects may go), RBAC (what an impersonated
-// identity may do), admission webhooks and policies, quotas and limit
-// ranges. A validation made before such a change may no longer hold.
+// created, changed or deleted an object that may change how the API server
+// judges other objects, so that a validation made before it may no longer
+// hold. Anything may, but a few built-in kinds: the API server consults
+// CRDs, API services, Namespaces, RBAC, admission webhooks and policies,
+// quotas and limit ranges itself, and policy engines (Kyverno, Gatekeeper)
+// are configured with custom resources. So every kind counts except the
+// workload kinds of inertKinds.
+//
+// What remains possible: a change of one of those kinds that changes what an
+// admission webhook or a policy engine decides, such as a new image of the
+// webhook's Deployment or a policy an engine reads from a ConfigMap.
 func ChangesValidation(cs *ssa.ChangeSet) bool {
 	for _, e := range cs.Entries {
 		if e.Action == ssa.UnchangedAction || e.Action == ssa.SkippedAction {
 			continue
 		}
-		switch gk := e.ObjMetadata.GroupKind; gk.Group {
-		case "apiextensions.k8s.io", "apiregistration.k8s.io", "admissionregistration.k8s.io", "rbac.authorization.k8s.io":
+		if !inertKinds[e.ObjMetadata.GroupKind] {
 			return true
-		case "":
-			if gk.Kind == "Namespace" || gk.Kind == "ResourceQuota" || gk.Kind == "LimitRange" {
-				return true
-			}
 		}
 	}
 	return false
+}
+
+// inertKinds are the built-in kinds the API server does not consult when it
+// admits other objects.
+var inertKinds = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}:                                     true,
+	{Kind: "Secret"}:                                        true,
+	{Kind: "Service"}:                                       true,
+	{Kind: "ServiceAccount"}:                                true,
+	{Kind: "PersistentVolumeClaim"}:                         true,
+	{Group: "apps", Kind: "Deployment"}:                     true,
+	{Group: "apps", Kind: "StatefulSet"}:                    true,
+	{Group: "apps", Kind: "DaemonSet"}:                      true,
+	{Group: "batch", Kind: "Job"}:                           true,
+	{Group: "batch", Kind: "CronJob"}:                       true,
+	{Group: "networking.k8s.io", Kind: "Ingress"}:           true,
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}:     true,
+	{Group: "policy", Kind: "PodDisruptionBudget"}:          true,
+	{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}: true,
 }

@@ -2,19 +2,12 @@ package apply
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
-	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/collector"
-	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/event"
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/apis/kustomize"
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/ssa/utils"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -43,8 +36,11 @@ type WaitOptions struct {
 	// Objects is stage.wait: include the applied objects themselves.
 	Objects bool
 	// Live are the objects as Apply last saw them: those Current there are
-	// not polled (see LiveObjects).
+	// not waited for (see LiveObjects).
 	Live *LiveObjects
+	// Selector is the labels every applied object of the stage carries
+	// (Owner.Labels): they are then followed with watches (see health.go).
+	Selector map[string]string
 }
 
 // Wait blocks until every applied object (with opts.Objects) and every
@@ -59,13 +55,13 @@ type WaitOptions struct {
 // Failed, so Wait keeps polling, as kustomize-controller does. When ctx is
 // cancelled (a new revision arrived), Wait returns ctx's error at once.
 func (m *Manager) Wait(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions) error {
-	set := m.toPoll(objects, opts)
-	if len(set) == 0 {
-		return nil
-	}
-	poller, err := m.pollerFor(opts.Exprs)
+	j, err := newJudge(m.client.RESTMapper(), opts.Exprs)
 	if err != nil {
 		return fmt.Errorf("invalid health check expression: %w", err)
+	}
+	set := m.toWait(ctx, objects, opts, j)
+	if len(set) == 0 {
+		return nil
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultWaitInterval
@@ -73,24 +69,29 @@ func (m *Manager) Wait(ctx context.Context, objects object.ObjMetadataSet, opts 
 	if opts.Timeout <= 0 {
 		opts.Timeout = stagesetv1.DefaultTimeout
 	}
-	return waitForSet(ctx, poller, set, opts.Interval, opts.Timeout)
+	var watched object.ObjMetadataSet
+	if opts.Objects {
+		watched = objects
+	}
+	return m.waitFor(ctx, j, set, watched, opts.Selector, opts.Interval, opts.Timeout)
 }
 
 // Settled tells whether Wait would return at once, without a request: every
 // object to wait for is Current as Apply last saw it.
-func (m *Manager) Settled(objects object.ObjMetadataSet, opts WaitOptions) bool {
-	return len(m.toPoll(objects, opts)) == 0
+func (m *Manager) Settled(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions) bool {
+	j, err := newJudge(m.client.RESTMapper(), opts.Exprs)
+	return err == nil && len(m.toWait(ctx, objects, opts, j)) == 0
 }
 
-// toPoll is the set Wait polls: the applied objects (opts.Objects) and the
-// health checks, less those Current as last seen.
-func (m *Manager) toPoll(objects object.ObjMetadataSet, opts WaitOptions) object.ObjMetadataSet {
+// toWait is the set Wait waits for: the applied objects (opts.Objects) and
+// the health checks, less those Current as last seen.
+func (m *Manager) toWait(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions, j judge) object.ObjMetadataSet {
 	set := object.ObjMetadataSet{}
 	if opts.Objects {
 		set = set.Union(objects)
 	}
 	set = set.Union(m.healthCheckSet(opts.HealthChecks, opts.DefaultNamespace))
-	return set.Diff(opts.Live.current(set, opts.Exprs))
+	return set.Diff(opts.Live.current(ctx, set, j))
 }
 
 // healthCheckSet turns health check references into identities. A reference
@@ -112,107 +113,4 @@ func (m *Manager) healthCheckSet(refs []meta.NamespacedObjectKindReference, defa
 		set = append(set, object.ObjMetadata{GroupKind: gvk.GroupKind(), Name: ref.Name, Namespace: ns})
 	}
 	return set
-}
-
-// waitForSet polls the set until it settles (all Current, or one Failed), the
-// timeout passes or ctx is cancelled. It is ssa's WaitForSetWithContext with
-// fail-fast, plus kstatus messages in the error: ssa reports only the status,
-// and "InProgress" alone does not tell a user why a stage is stuck.
-func waitForSet(ctx context.Context, poller *polling.StatusPoller, set object.ObjMetadataSet, interval, timeout time.Duration) error {
-	pollCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-
-	statuses := collector.NewResourceStatusCollector(set)
-	// final is the observation that settled the wait, kept because events
-	// polled before the poller stops could change the collector again. Only
-	// the listener goroutine writes it, before done is closed.
-	var final []*event.ResourceStatus
-	done := statuses.ListenWithObserver(poller.Poll(pollCtx, set, polling.PollOptions{PollInterval: interval}),
-		collector.ObserverFunc(func(c *collector.ResourceStatusCollector, _ event.Event) {
-			if final != nil {
-				return
-			}
-			if observed := c.LatestObservation().ResourceStatuses; isSettled(observed) {
-				final = observed
-				cancel()
-			}
-		}))
-	var pollErr error
-	for r := range done {
-		if pollErr == nil {
-			pollErr = r.Err
-		}
-	}
-
-	if final == nil {
-		// Cancelled from outside: the caller no longer cares which objects
-		// were ready. A deadline of ctx (the stage budget) is a timeout like
-		// ours, and gets the list of what was not ready.
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return ctx.Err()
-		}
-		final = statuses.LatestObservation().ResourceStatuses
-	}
-
-	var failed, notReady []string
-	for _, rs := range final {
-		switch rs.Status {
-		case status.CurrentStatus:
-		case status.FailedStatus:
-			failed = append(failed, describe(rs))
-		default:
-			notReady = append(notReady, describe(rs))
-		}
-	}
-	switch {
-	case len(failed) > 0:
-		return fmt.Errorf("health check failed for: [%s]", strings.Join(failed, ", "))
-	case len(notReady) > 0 && (errors.Is(pollCtx.Err(), context.DeadlineExceeded) || isDeadlineError(pollErr)):
-		return fmt.Errorf("timeout waiting for: [%s]", strings.Join(notReady, ", "))
-	case len(notReady) > 0 && pollErr != nil:
-		return fmt.Errorf("health check stopped before the objects were ready: [%s]: %w", strings.Join(notReady, ", "), pollErr)
-	case len(notReady) > 0:
-		return fmt.Errorf("health check stopped before the objects were ready: [%s]", strings.Join(notReady, ", "))
-	}
-	return nil
-}
-
-// isDeadlineError tells whether the poller stopped because the deadline was
-// about to pass: client-go's rate limiter refuses to wait past a deadline
-// with an error of its own, which has no type to match.
-func isDeadlineError(err error) bool {
-	return err != nil && (errors.Is(err, context.DeadlineExceeded) ||
-		strings.Contains(err.Error(), "would exceed context deadline"))
-}
-
-// isSettled is true when nothing more is to be waited for: every object is
-// Current, or one has Failed (fail fast: it will not become Current).
-func isSettled(statuses []*event.ResourceStatus) bool {
-	allCurrent := true
-	for _, rs := range statuses {
-		switch rs.Status {
-		case status.FailedStatus:
-			return true
-		case status.CurrentStatus:
-		default:
-			allCurrent = false
-		}
-	}
-	return allCurrent
-}
-
-// describe formats an object's status for an error message:
-// "<kind>/<namespace>/<name> status: '<status>'" then the kstatus message or
-// the error that kept the status from being read (a CEL expression over a
-// field not there yet, a forbidden read...).
-func describe(rs *event.ResourceStatus) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s status: '%s'", utils.FmtObjMetadata(rs.Identifier), rs.Status)
-	if rs.Message != "" {
-		fmt.Fprintf(&b, ": %s", rs.Message)
-	}
-	if rs.Error != nil {
-		fmt.Fprintf(&b, ": %s", rs.Error)
-	}
-	return b.String()
 }

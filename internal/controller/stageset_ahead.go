@@ -19,8 +19,9 @@ import (
 //     action, and the next stage no migration and no pre action: their Jobs
 //     and webhooks could change anything;
 //   - it is thrown away when the current stage created, changed or pruned
-//     an object that judges others (apply.ChangesValidation: CRDs,
-//     Namespaces, RBAC, admission webhooks and policies, quotas...).
+//     an object that may change how others are judged
+//     (apply.ChangesValidation: anything but workload kinds, ConfigMaps,
+//     Secrets, Services...).
 //
 // Otherwise, or when it failed, the next stage is validated at its turn as
 // always. Apply also validates again when the objects differ from those
@@ -50,10 +51,12 @@ func (s *run) validateAhead(ctx context.Context, mgr *apply.Manager, current pla
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	a := &aheadValidation{stage: next.spec.Name, cancel: cancel, done: make(chan struct{})}
-	opts := apply.ApplyOptions{Force: next.spec.Force, IgnoreRules: s.ignoreRules()}
+	// Read from s.obj here, not in the goroutine: status patches decode
+	// into s.obj meanwhile.
+	owner, opts := s.owner(next.spec.Name), apply.ApplyOptions{Force: next.spec.Force, IgnoreRules: s.ignoreRules()}
 	go func() {
 		defer close(a.done)
-		a.result, a.err = mgr.Validate(ctx, s.owner(next.spec.Name), next.objects, opts)
+		a.result, a.err = mgr.Validate(ctx, owner, next.objects, opts)
 	}()
 	s.ahead = a
 }

@@ -44,9 +44,16 @@ func TestAheadValidationIsUsedOnlyWhenValid(t *testing.T) {
 		t.Error("a ConfigMap of the stage before does not make it stale")
 	}
 	a = finished(passed, nil)
-	a.judge(changes("", "Namespace"))
-	if a.take("app") != nil {
-		t.Error("a Namespace created by the stage before makes it stale")
+	a.judge(changes("apps", "Deployment"))
+	if a.take("app") != passed {
+		t.Error("a Deployment of the stage before does not make it stale")
+	}
+	for _, gk := range [][2]string{{"", "Namespace"}, {"kyverno.io", "ClusterPolicy"}, {"admissionregistration.k8s.io", "ValidatingAdmissionPolicy"}} {
+		a = finished(passed, nil)
+		a.judge(changes(gk[0], gk[1]))
+		if a.take("app") != nil {
+			t.Errorf("a %s created by the stage before makes it stale", gk[1])
+		}
 	}
 	var none *aheadValidation
 	none.judge(changes("", "Namespace"))

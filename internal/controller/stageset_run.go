@@ -163,7 +163,8 @@ func (s *run) rollout(ctx context.Context, mgr *apply.Manager) error {
 		return err
 	}
 
-	defer s.ahead.stop()
+	// s.ahead changes at every stage: stop the one running at the end.
+	defer func() { s.ahead.stop() }()
 	for _, plan := range s.plans {
 		// A newer revision ends the run at a stage boundary; the next run
 		// rolls it out from the stage this one reached.

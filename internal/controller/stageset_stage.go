@@ -116,10 +116,10 @@ func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan planned
 
 	// Objects already healthy in the API server's answers (ConfigMaps...)
 	// are not read again; the phase is published only when there is
-	// something to wait for.
+	// something to wait for, or post actions to run.
 	waitOpts := s.waitOptions(stage)
 	waitOpts.Live = live
-	if mgr.Settled(waitSet(changeSet), waitOpts) {
+	if mgr.Settled(ctx, waitSet(changeSet), waitOpts) && !hasPostActions(stage) {
 		return changeSet, nil
 	}
 	s.setPhase(stage.Name, stagesetv1.StagePhaseVerifying, "Waiting for health")
@@ -201,6 +201,12 @@ func (s *run) patchProgress(ctx context.Context, format string, args ...any) err
 	return nil
 }
 
+// hasPostActions tells whether post actions run after the stage is
+// healthy.
+func hasPostActions(stage stagesetv1.Stage) bool {
+	return stage.Actions != nil && len(stage.Actions.Post) > 0
+}
+
 // progressLater records the run's progress for the next status patch,
 // which nextPatchesSoon promised: one patch at a stage boundary instead of
 // two, where a hand-off is a few milliseconds.
@@ -237,6 +243,7 @@ func (s *run) waitOptions(stage stagesetv1.Stage) apply.WaitOptions {
 		DefaultNamespace: s.obj.Namespace,
 		Exprs:            stage.HealthCheckExprs,
 		Objects:          stage.IsWaitEnabled(),
+		Selector:         s.owner(stage.Name).Labels(),
 	}
 }
 

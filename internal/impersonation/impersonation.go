@@ -105,7 +105,8 @@ func (f *Factory) newClient(cfg *rest.Config) (client.Client, closeIdler, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: f.Scheme, Mapper: mapper, HTTPClient: httpClient})
+	// With watch: the health gate follows a stage's objects with watches.
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: f.Scheme, Mapper: mapper, HTTPClient: httpClient})
 	if err != nil {
 		return nil, nil, err
 	}

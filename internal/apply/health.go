@@ -1,0 +1,358 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/engine"
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/event"
+	kstatusreaders "github.com/fluxcd/cli-utils/pkg/kstatus/polling/statusreaders"
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/fluxcd/pkg/apis/kustomize"
+	"github.com/fluxcd/pkg/runtime/cel"
+	"github.com/fluxcd/pkg/runtime/statusreaders"
+	"github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Why a health engine of our own rather than the kstatus poller that ssa
+// uses: the poller reads every object with a GET each interval (and, for
+// Deployments and StatefulSets, lists their ReplicaSets and Pods too, for
+// messages only), so a stage of 200 Deployments cost ~4 requests per object
+// and noticed health up to an interval late. Here the stage's own objects
+// are followed with one watch per kind and namespace, selected by the
+// stage's owner labels: the API server sends each object's state and then
+// its changes, and a stage is known healthy the moment its last object is.
+// Objects outside the stage (healthChecks), and kinds the identity may not
+// watch, are read one by one each interval, as before. Objects are judged
+// by the same rules as the poller's (judge).
+
+// judge tells the health of an object from the object alone, by the rules
+// the controller's kstatus poller applies: a healthCheckExprs entry for its
+// kind (CEL), Jobs healthy once complete, any other kind by kstatus
+// (status.Compute, which also decides Deployments and StatefulSets: the
+// poller's extra reads of their ReplicaSets and Pods only add messages).
+type judge []engine.StatusReader
+
+func newJudge(mapper meta.RESTMapper, exprs []kustomize.CustomHealthCheck) (judge, error) {
+	var j judge
+	if len(exprs) > 0 {
+		newReader, err := cel.NewStatusReader(exprs)
+		if err != nil {
+			return nil, err
+		}
+		j = append(j, newReader(mapper))
+	}
+	return append(j, statusreaders.NewCustomJobStatusReader(mapper), kstatusreaders.NewGenericStatusReader(mapper, status.Compute)), nil
+}
+
+// status judges obj. The readers judge from the object alone and are given
+// no cluster reader.
+func (j judge) status(ctx context.Context, obj *unstructured.Unstructured) *event.ResourceStatus {
+	id := object.UnstructuredToObjMetadata(obj)
+	for _, r := range j {
+		if !r.Supports(id.GroupKind) {
+			continue
+		}
+		rs, err := r.ReadStatusForObject(ctx, nil, obj)
+		if err != nil {
+			return &event.ResourceStatus{Identifier: id, Status: status.UnknownStatus, Error: err}
+		}
+		rs.Identifier = id
+		return rs
+	}
+	return &event.ResourceStatus{Identifier: id, Status: status.UnknownStatus, Error: errors.New("no status reader")}
+}
+
+// healthState is the last known status of every object waited for.
+type healthState struct {
+	mu       sync.Mutex
+	order    object.ObjMetadataSet
+	statuses map[object.ObjMetadata]*event.ResourceStatus
+	// changed is signalled (without blocking) on every update.
+	changed chan struct{}
+}
+
+func newHealthState(set object.ObjMetadataSet) *healthState {
+	h := &healthState{order: set, statuses: map[object.ObjMetadata]*event.ResourceStatus{}, changed: make(chan struct{}, 1)}
+	for _, id := range set {
+		h.statuses[id] = &event.ResourceStatus{Identifier: id, Status: status.NotFoundStatus}
+	}
+	return h
+}
+
+func (h *healthState) set(rs *event.ResourceStatus) {
+	h.mu.Lock()
+	if _, ok := h.statuses[rs.Identifier]; !ok {
+		h.mu.Unlock()
+		return
+	}
+	h.statuses[rs.Identifier] = rs
+	h.mu.Unlock()
+	select {
+	case h.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (h *healthState) current(id object.ObjMetadata) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.statuses[id].Status == status.CurrentStatus
+}
+
+func (h *healthState) snapshot() []*event.ResourceStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*event.ResourceStatus, 0, len(h.order))
+	for _, id := range h.order {
+		out = append(out, h.statuses[id])
+	}
+	return out
+}
+
+// healthGroup is the objects of one kind in one namespace.
+type healthGroup struct {
+	gvk       schema.GroupVersionKind
+	namespace string
+	ids       map[object.ObjMetadata]bool
+	// watch tells that the objects carry the selector's labels.
+	watch bool
+}
+
+// waitFor waits until every object of set is Current (nil), one is Failed,
+// the timeout passes or ctx is cancelled. Objects of watched (the stage's
+// own, which carry selector's labels) are followed by watches when the
+// client can watch, the others read each interval. The error lists what
+// was not healthy, as described on Wait.
+func (m *Manager) waitFor(ctx context.Context, j judge, set, watched object.ObjMetadataSet, selector map[string]string, interval, timeout time.Duration) error {
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	health := newHealthState(set)
+	var workers sync.WaitGroup
+	for _, g := range m.healthGroups(set, watched, selector, health) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			if g.watch {
+				m.watchGroup(waitCtx, j, g, selector, interval, health)
+			} else {
+				m.pollGroup(waitCtx, j, g, interval, health)
+			}
+		}()
+	}
+
+	var final []*event.ResourceStatus
+	for final == nil && waitCtx.Err() == nil {
+		select {
+		case <-health.changed:
+			if observed := health.snapshot(); isSettled(observed) {
+				final = observed
+			}
+		case <-waitCtx.Done():
+		}
+	}
+	cancel()
+	workers.Wait()
+
+	if final == nil {
+		// Cancelled from outside: the caller no longer cares which objects
+		// were ready. A deadline of ctx (the stage budget) is a timeout like
+		// ours, and gets the list of what was not ready.
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return ctx.Err()
+		}
+		final = health.snapshot()
+	}
+	var failed, notReady []string
+	for _, rs := range final {
+		switch rs.Status {
+		case status.CurrentStatus:
+		case status.FailedStatus:
+			failed = append(failed, describe(rs))
+		default:
+			notReady = append(notReady, describe(rs))
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return fmt.Errorf("health check failed for: [%s]", strings.Join(failed, ", "))
+	case len(notReady) > 0:
+		return fmt.Errorf("timeout waiting for: [%s]", strings.Join(notReady, ", "))
+	}
+	return nil
+}
+
+// healthGroups groups the set by kind and namespace. A kind the cluster
+// does not serve gets its error as its status, and no group.
+func (m *Manager) healthGroups(set, watched object.ObjMetadataSet, selector map[string]string, health *healthState) []healthGroup {
+	_, canWatch := m.client.(client.WithWatch)
+	canWatch = canWatch && len(selector) > 0
+	own := map[object.ObjMetadata]bool{}
+	for _, id := range watched {
+		own[id] = true
+	}
+	type key struct {
+		gk        schema.GroupKind
+		namespace string
+		watch     bool
+	}
+	index := map[key]int{}
+	var groups []healthGroup
+	for _, id := range set {
+		mapping, err := m.client.RESTMapper().RESTMapping(id.GroupKind)
+		if err != nil {
+			health.set(&event.ResourceStatus{Identifier: id, Status: status.UnknownStatus, Error: err})
+			continue
+		}
+		k := key{gk: id.GroupKind, namespace: id.Namespace, watch: canWatch && own[id]}
+		i, ok := index[k]
+		if !ok {
+			i = len(groups)
+			index[k] = i
+			groups = append(groups, healthGroup{gvk: mapping.GroupVersionKind, namespace: id.Namespace, ids: map[object.ObjMetadata]bool{}, watch: k.watch})
+		}
+		groups[i].ids[id] = true
+	}
+	return groups
+}
+
+// pollGroup reads the objects of the group that are not Current yet, one
+// by one, each interval.
+func (m *Manager) pollGroup(ctx context.Context, j judge, g healthGroup, interval time.Duration, health *healthState) {
+	for {
+		for id := range g.ids {
+			if !health.current(id) {
+				m.read(ctx, j, g.gvk, id, health)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// read gets one object and records its status.
+func (m *Manager) read(ctx context.Context, j judge, gvk schema.GroupVersionKind, id object.ObjMetadata, health *healthState) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	err := m.client.Get(ctx, client.ObjectKey{Namespace: id.Namespace, Name: id.Name}, u)
+	switch {
+	case ctx.Err() != nil:
+	case apierrors.IsNotFound(err):
+		health.set(&event.ResourceStatus{Identifier: id, Status: status.NotFoundStatus})
+	case err != nil:
+		health.set(&event.ResourceStatus{Identifier: id, Status: status.UnknownStatus, Error: err})
+	default:
+		health.set(j.status(ctx, u))
+	}
+}
+
+// watchGroup follows the objects of the group with a watch of their kind
+// in their namespace, selected by the stage's labels; the watch is opened
+// again when the API server ends it. When the identity may not watch the
+// kind, the group is polled instead.
+func (m *Manager) watchGroup(ctx context.Context, j judge, g healthGroup, selector map[string]string, interval time.Duration, health *healthState) {
+	wc := m.client.(client.WithWatch)
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(g.gvk.GroupVersion().WithKind(g.gvk.Kind + "List"))
+	opts := []client.ListOption{client.MatchingLabels(selector)}
+	if g.namespace != "" {
+		opts = append(opts, client.InNamespace(g.namespace))
+	}
+	for ctx.Err() == nil {
+		w, err := wc.Watch(ctx, list, opts...)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.pollGroup(ctx, j, g, interval, health)
+			}
+			return
+		}
+		m.follow(ctx, j, g, w, interval, health)
+		w.Stop()
+	}
+}
+
+// follow records the group's objects as the watch sends them. An object
+// the watch has not shown after an interval (its labels were removed since
+// it was applied, say) is read directly each interval.
+func (m *Manager) follow(ctx context.Context, j judge, g healthGroup, w watch.Interface, interval time.Duration, health *healthState) {
+	seen := map[object.ObjMetadata]bool{}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			for id := range g.ids {
+				if !seen[id] && !health.current(id) {
+					m.read(ctx, j, g.gvk, id, health)
+				}
+			}
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return
+			}
+			u, isObject := ev.Object.(*unstructured.Unstructured)
+			switch {
+			case ev.Type == watch.Error || ev.Type == watch.Bookmark:
+				if ev.Type == watch.Error {
+					return
+				}
+			case !isObject:
+			case !g.ids[object.UnstructuredToObjMetadata(u)]:
+			case ev.Type == watch.Deleted:
+				seen[object.UnstructuredToObjMetadata(u)] = true
+				health.set(&event.ResourceStatus{Identifier: object.UnstructuredToObjMetadata(u), Status: status.NotFoundStatus})
+			default:
+				seen[object.UnstructuredToObjMetadata(u)] = true
+				health.set(j.status(ctx, u))
+			}
+		}
+	}
+}
+
+// isSettled is true when nothing more is to be waited for: every object is
+// Current, or one has Failed (fail fast: it will not become Current).
+func isSettled(statuses []*event.ResourceStatus) bool {
+	allCurrent := true
+	for _, rs := range statuses {
+		switch rs.Status {
+		case status.FailedStatus:
+			return true
+		case status.CurrentStatus:
+		default:
+			allCurrent = false
+		}
+	}
+	return allCurrent
+}
+
+// describe formats an object's status for an error message:
+// "<kind>/<namespace>/<name> status: '<status>'" then the kstatus message or
+// the error that kept the status from being read (a CEL expression over a
+// field not there yet, a forbidden read...).
+func describe(rs *event.ResourceStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s status: '%s'", utils.FmtObjMetadata(rs.Identifier), rs.Status)
+	if rs.Message != "" {
+		fmt.Fprintf(&b, ": %s", rs.Message)
+	}
+	if rs.Error != nil {
+		fmt.Fprintf(&b, ": %s", rs.Error)
+	}
+	return b.String()
+}
