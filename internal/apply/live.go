@@ -31,9 +31,13 @@ func (l *LiveObjects) put(obj *unstructured.Unstructured) {
 	if l == nil {
 		return
 	}
+	kept := obj.DeepCopy()
+	// Health is judged from spec and status; the managed fields are most of
+	// a small object's size.
+	kept.SetManagedFields(nil)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.objects[object.UnstructuredToObjMetadata(obj)] = obj.DeepCopy()
+	l.objects[object.UnstructuredToObjMetadata(obj)] = kept
 }
 
 // current returns the objects of set that are Current as last seen, by

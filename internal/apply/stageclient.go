@@ -45,6 +45,9 @@ func newValidation() *Validation {
 }
 
 func (v *Validation) record(obj *unstructured.Unstructured, body [sha256.Size]byte, result *unstructured.Unstructured, answersRead bool) {
+	// ssa reads the live object's managed fields, never the dry-run's:
+	// dropping them keeps a big stage's answers small.
+	result.SetManagedFields(nil)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.dryRuns[object.UnstructuredToObjMetadata(obj)] = dryRun{body: body, result: result, answersRead: answersRead}
