@@ -159,8 +159,11 @@ func (s *Store) Save(ctx context.Context, obj *stagesetv1.StageSet, snap *Snapsh
 
 	// Chunks left by a Save that failed before moving the head may share
 	// names with the ones about to be written; removing them first also
-	// removes surplus chunks when the new snapshot is smaller.
-	if err := s.prune(ctx, obj, previous, previous-1); err != nil {
+	// removes surplus chunks when the new snapshot is smaller. The chunks
+	// of generation previous-1 are kept for readers until the head moves,
+	// then removed without listing again.
+	older, err := s.prune(ctx, obj, previous, previous-1)
+	if err != nil {
 		return fmt.Errorf("saving snapshot of %s/%s: %w", obj.Namespace, obj.Name, err)
 	}
 
@@ -178,7 +181,7 @@ func (s *Store) Save(ctx context.Context, obj *stagesetv1.StageSet, snap *Snapsh
 		return fmt.Errorf("saving snapshot of %s/%s: moving %s to generation %d: %w", obj.Namespace, obj.Name, headName(obj.Name), next, err)
 	}
 
-	if err := s.prune(ctx, obj, next, previous); err != nil {
+	if err := s.deleteChunks(ctx, older[previous-1]); err != nil {
 		return fmt.Errorf("snapshot generation %d of %s/%s is stored, but removing older generations failed: %w", next, obj.Namespace, obj.Name, err)
 	}
 	return nil
@@ -347,13 +350,14 @@ func (s *Store) readChunk(ctx context.Context, namespace string, ref chunkRef, g
 	return part, nil
 }
 
-// prune deletes the chunk Secrets of obj whose generation is not in keep.
+// prune deletes the chunk Secrets of obj whose generation is not in keep,
+// and returns the ones it kept by generation.
 //
 // It lists metadata only, of Secrets of the snapshot type (a field selector
 // the API server applies): the labels it selects by can be set by anyone
 // who writes Secrets in the namespace, who must not make every Save load
 // their data.
-func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int64) error {
+func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int64) (map[int64][]metav1.PartialObjectMetadata, error) {
 	var chunks metav1.PartialObjectMetadataList
 	chunks.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
 	err := s.reader().List(ctx, &chunks,
@@ -363,18 +367,28 @@ func (s *Store) prune(ctx context.Context, obj *stagesetv1.StageSet, keep ...int
 		client.MatchingFields{"type": string(SecretType)},
 	)
 	if err != nil {
-		return fmt.Errorf("listing snapshot chunks: %w", err)
+		return nil, fmt.Errorf("listing snapshot chunks: %w", err)
 	}
-	var errs []error
-	for i := range chunks.Items {
-		chunk := &chunks.Items[i]
+	kept := map[int64][]metav1.PartialObjectMetadata{}
+	var stale []metav1.PartialObjectMetadata
+	for _, chunk := range chunks.Items {
 		if !s.writableMeta(&chunk.ObjectMeta, obj) {
 			continue
 		}
 		generation, err := strconv.ParseInt(chunk.Labels[GenerationLabel], 10, 64)
 		if err == nil && slices.Contains(keep, generation) {
+			kept[generation] = append(kept[generation], chunk)
 			continue
 		}
+		stale = append(stale, chunk)
+	}
+	return kept, s.deleteChunks(ctx, stale)
+}
+
+// deleteChunks deletes chunk Secrets that prune judged the Store's.
+func (s *Store) deleteChunks(ctx context.Context, chunks []metav1.PartialObjectMetadata) error {
+	var errs []error
+	for _, chunk := range chunks {
 		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: chunk.Namespace, Name: chunk.Name}}
 		// The precondition deletes the Secret that was judged, not one
 		// created again under its name meanwhile.
