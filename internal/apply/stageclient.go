@@ -46,8 +46,17 @@ func newValidation() *Validation {
 
 func (v *Validation) record(obj *unstructured.Unstructured, body [sha256.Size]byte, result *unstructured.Unstructured, answersRead bool) {
 	// ssa reads the live object's managed fields, never the dry-run's:
-	// dropping them keeps a big stage's answers small.
+	// dropping them keeps a big stage's answers small. Of an object the
+	// dry-run would create, ssa reads only the identity and the empty
+	// resourceVersion (it is drifted, and created, by that alone).
 	result.SetManagedFields(nil)
+	if result.GetResourceVersion() == "" {
+		stub := &unstructured.Unstructured{}
+		stub.SetGroupVersionKind(result.GroupVersionKind())
+		stub.SetNamespace(result.GetNamespace())
+		stub.SetName(result.GetName())
+		result = stub
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.dryRuns[object.UnstructuredToObjMetadata(obj)] = dryRun{body: body, result: result, answersRead: answersRead}
