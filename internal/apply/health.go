@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/clusterreader"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/engine"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/event"
 	kstatusreaders "github.com/fluxcd/cli-utils/pkg/kstatus/polling/statusreaders"
@@ -37,30 +38,39 @@ import (
 // watch, are read one by one each interval, as before. Objects are judged
 // by the same rules as the poller's (judge).
 
-// judge tells the health of an object from the object alone, by the rules
-// the controller's kstatus poller applies: a healthCheckExprs entry for its
-// kind (CEL), Jobs healthy once complete, any other kind by kstatus
-// (status.Compute, which also decides Deployments and StatefulSets: the
-// poller's extra reads of their ReplicaSets and Pods only add messages).
-type judge []engine.StatusReader
+// judge tells the health of an object by the rules the controller's
+// kstatus poller applied: a healthCheckExprs entry for its kind (CEL), Jobs
+// healthy once complete, any other kind by kstatus (status.Compute) from
+// the object alone. One thing kstatus learns from more than the object: a
+// StatefulSet or a ReplicaSet with a failed Pod (crash-looping, say) is
+// Failed, not InProgress; deep asks it, at a list of Pods a call.
+type judge struct {
+	readers []engine.StatusReader
+	// pods judges StatefulSets and ReplicaSets with their Pods, through
+	// cluster.
+	pods    engine.StatusReader
+	cluster engine.ClusterReader
+}
 
-func newJudge(mapper meta.RESTMapper, exprs []kustomize.CustomHealthCheck) (judge, error) {
-	var j judge
+func newJudge(c client.Reader, mapper meta.RESTMapper, exprs []kustomize.CustomHealthCheck) (*judge, error) {
+	j := &judge{pods: kstatusreaders.NewDefaultStatusReader(mapper)}
 	if len(exprs) > 0 {
 		newReader, err := cel.NewStatusReader(exprs)
 		if err != nil {
 			return nil, err
 		}
-		j = append(j, newReader(mapper))
+		j.readers = append(j.readers, newReader(mapper))
 	}
-	return append(j, statusreaders.NewCustomJobStatusReader(mapper), kstatusreaders.NewGenericStatusReader(mapper, status.Compute)), nil
+	j.readers = append(j.readers, statusreaders.NewCustomJobStatusReader(mapper), kstatusreaders.NewGenericStatusReader(mapper, status.Compute))
+	j.cluster, _ = clusterreader.NewDirectClusterReader(c, mapper, nil)
+	return j, nil
 }
 
-// status judges obj. The readers judge from the object alone and are given
-// no cluster reader.
-func (j judge) status(ctx context.Context, obj *unstructured.Unstructured) *event.ResourceStatus {
+// status judges obj from the object alone; the readers get no cluster
+// reader.
+func (j *judge) status(ctx context.Context, obj *unstructured.Unstructured) *event.ResourceStatus {
 	id := object.UnstructuredToObjMetadata(obj)
-	for _, r := range j {
+	for _, r := range j.readers {
 		if !r.Supports(id.GroupKind) {
 			continue
 		}
@@ -72,6 +82,32 @@ func (j judge) status(ctx context.Context, obj *unstructured.Unstructured) *even
 		return rs
 	}
 	return &event.ResourceStatus{Identifier: id, Status: status.UnknownStatus, Error: errors.New("no status reader")}
+}
+
+// deep judges obj as status does, and a StatefulSet or ReplicaSet that is
+// InProgress there (and has no CEL expression) by its Pods too.
+func (j *judge) deep(ctx context.Context, obj *unstructured.Unstructured) *event.ResourceStatus {
+	rs := j.status(ctx, obj)
+	if rs.Status != status.InProgressStatus || !podControllers[rs.Identifier.GroupKind] || j.byCEL(rs.Identifier.GroupKind) {
+		return rs
+	}
+	withPods, err := j.pods.ReadStatusForObject(ctx, j.cluster, obj)
+	if err != nil || withPods.Status != status.FailedStatus {
+		return rs
+	}
+	withPods.Identifier = rs.Identifier
+	return withPods
+}
+
+// byCEL tells whether a healthCheckExprs entry judges the kind.
+func (j *judge) byCEL(gk schema.GroupKind) bool {
+	return len(j.readers) > 2 && j.readers[0].Supports(gk)
+}
+
+// podControllers are the kinds kstatus fails by their Pods.
+var podControllers = map[schema.GroupKind]bool{
+	{Group: "apps", Kind: "StatefulSet"}: true,
+	{Group: "apps", Kind: "ReplicaSet"}:  true,
 }
 
 // healthState is the last known status of every object waited for.
@@ -86,9 +122,13 @@ type healthState struct {
 func newHealthState(set object.ObjMetadataSet) *healthState {
 	h := &healthState{order: set, statuses: map[object.ObjMetadata]*event.ResourceStatus{}, changed: make(chan struct{}, 1)}
 	for _, id := range set {
-		h.statuses[id] = &event.ResourceStatus{Identifier: id, Status: status.NotFoundStatus}
+		h.statuses[id] = notFound(id)
 	}
 	return h
+}
+
+func notFound(id object.ObjMetadata) *event.ResourceStatus {
+	return &event.ResourceStatus{Identifier: id, Status: status.NotFoundStatus, Message: "Resource not found"}
 }
 
 func (h *healthState) set(rs *event.ResourceStatus) {
@@ -135,7 +175,7 @@ type healthGroup struct {
 // own, which carry selector's labels) are followed by watches when the
 // client can watch, the others read each interval. The error lists what
 // was not healthy, as described on Wait.
-func (m *Manager) waitFor(ctx context.Context, j judge, set, watched object.ObjMetadataSet, selector map[string]string, interval, timeout time.Duration) error {
+func (m *Manager) waitFor(ctx context.Context, j *judge, set, watched object.ObjMetadataSet, selector map[string]string, interval, timeout time.Duration) error {
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	health := newHealthState(set)
@@ -193,8 +233,7 @@ func (m *Manager) waitFor(ctx context.Context, j judge, set, watched object.ObjM
 	return nil
 }
 
-// healthGroups groups the set by kind and namespace. A kind the cluster
-// does not serve gets its error as its status, and no group.
+// healthGroups groups the set by kind and namespace.
 func (m *Manager) healthGroups(set, watched object.ObjMetadataSet, selector map[string]string, health *healthState) []healthGroup {
 	_, canWatch := m.client.(client.WithWatch)
 	canWatch = canWatch && len(selector) > 0
@@ -210,17 +249,21 @@ func (m *Manager) healthGroups(set, watched object.ObjMetadataSet, selector map[
 	index := map[key]int{}
 	var groups []healthGroup
 	for _, id := range set {
+		// A kind the cluster does not serve yet (its CRD may come) is
+		// polled, its mapping looked up again at each read.
+		var gvk schema.GroupVersionKind
 		mapping, err := m.client.RESTMapper().RESTMapping(id.GroupKind)
 		if err != nil {
 			health.set(&event.ResourceStatus{Identifier: id, Status: status.UnknownStatus, Error: err})
-			continue
+		} else {
+			gvk = mapping.GroupVersionKind
 		}
-		k := key{gk: id.GroupKind, namespace: id.Namespace, watch: canWatch && own[id]}
+		k := key{gk: id.GroupKind, namespace: id.Namespace, watch: canWatch && own[id] && err == nil}
 		i, ok := index[k]
 		if !ok {
 			i = len(groups)
 			index[k] = i
-			groups = append(groups, healthGroup{gvk: mapping.GroupVersionKind, namespace: id.Namespace, ids: map[object.ObjMetadata]bool{}, watch: k.watch})
+			groups = append(groups, healthGroup{gvk: gvk, namespace: id.Namespace, ids: map[object.ObjMetadata]bool{}, watch: k.watch})
 		}
 		groups[i].ids[id] = true
 	}
@@ -229,7 +272,7 @@ func (m *Manager) healthGroups(set, watched object.ObjMetadataSet, selector map[
 
 // pollGroup reads the objects of the group that are not Current yet, one
 // by one, each interval.
-func (m *Manager) pollGroup(ctx context.Context, j judge, g healthGroup, interval time.Duration, health *healthState) {
+func (m *Manager) pollGroup(ctx context.Context, j *judge, g healthGroup, interval time.Duration, health *healthState) {
 	for {
 		for id := range g.ids {
 			if !health.current(id) {
@@ -244,27 +287,45 @@ func (m *Manager) pollGroup(ctx context.Context, j judge, g healthGroup, interva
 	}
 }
 
-// read gets one object and records its status.
-func (m *Manager) read(ctx context.Context, j judge, gvk schema.GroupVersionKind, id object.ObjMetadata, health *healthState) {
+// read gets one object and records its status. gvk is empty for a kind
+// the cluster did not serve when the wait began: it is looked up again.
+func (m *Manager) read(ctx context.Context, j *judge, gvk schema.GroupVersionKind, id object.ObjMetadata, health *healthState) {
+	if gvk.Empty() {
+		mapping, err := m.client.RESTMapper().RESTMapping(id.GroupKind)
+		if err != nil {
+			health.set(&event.ResourceStatus{Identifier: id, Status: status.UnknownStatus, Error: err})
+			return
+		}
+		gvk = mapping.GroupVersionKind
+	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
 	err := m.client.Get(ctx, client.ObjectKey{Namespace: id.Namespace, Name: id.Name}, u)
 	switch {
-	case ctx.Err() != nil:
+	case ctx.Err() != nil || isDeadlineError(err):
+		// The wait is ending: keep the last status, which says more.
 	case apierrors.IsNotFound(err):
-		health.set(&event.ResourceStatus{Identifier: id, Status: status.NotFoundStatus})
+		health.set(notFound(id))
 	case err != nil:
 		health.set(&event.ResourceStatus{Identifier: id, Status: status.UnknownStatus, Error: err})
 	default:
-		health.set(j.status(ctx, u))
+		health.set(j.deep(ctx, u))
 	}
+}
+
+// isDeadlineError tells whether a request was refused because the deadline
+// was about to pass: client-go's rate limiter refuses to wait past a
+// deadline with an error of its own, which has no type to match.
+func isDeadlineError(err error) bool {
+	return err != nil && (errors.Is(err, context.DeadlineExceeded) ||
+		strings.Contains(err.Error(), "would exceed context deadline"))
 }
 
 // watchGroup follows the objects of the group with a watch of their kind
 // in their namespace, selected by the stage's labels; the watch is opened
 // again when the API server ends it. When the identity may not watch the
 // kind, the group is polled instead.
-func (m *Manager) watchGroup(ctx context.Context, j judge, g healthGroup, selector map[string]string, interval time.Duration, health *healthState) {
+func (m *Manager) watchGroup(ctx context.Context, j *judge, g healthGroup, selector map[string]string, interval time.Duration, health *healthState) {
 	wc := m.client.(client.WithWatch)
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(g.gvk.GroupVersion().WithKind(g.gvk.Kind + "List"))
@@ -280,16 +341,27 @@ func (m *Manager) watchGroup(ctx context.Context, j judge, g healthGroup, select
 			}
 			return
 		}
+		opened := time.Now()
 		m.follow(ctx, j, g, w, interval, health)
 		w.Stop()
+		// A watch the API server (or a proxy) ends at once is not opened
+		// again in a tight loop.
+		if time.Since(opened) < interval {
+			select {
+			case <-ctx.Done():
+			case <-time.After(interval):
+			}
+		}
 	}
 }
 
-// follow records the group's objects as the watch sends them. An object
-// the watch has not shown after an interval (its labels were removed since
-// it was applied, say) is read directly each interval.
-func (m *Manager) follow(ctx context.Context, j judge, g healthGroup, w watch.Interface, interval time.Duration, health *healthState) {
-	seen := map[object.ObjMetadata]bool{}
+// follow records the group's objects as the watch sends them. Each
+// interval, an object this watch has not shown (its labels were removed,
+// or it was deleted, or changed while no watch was open) is read directly,
+// and a StatefulSet or ReplicaSet still in progress is judged by its Pods
+// too (judge.deep).
+func (m *Manager) follow(ctx context.Context, j *judge, g healthGroup, w watch.Interface, interval time.Duration, health *healthState) {
+	last := map[object.ObjMetadata]*unstructured.Unstructured{}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -298,27 +370,30 @@ func (m *Manager) follow(ctx context.Context, j judge, g healthGroup, w watch.In
 			return
 		case <-ticker.C:
 			for id := range g.ids {
-				if !seen[id] && !health.current(id) {
+				switch obj, seen := last[id]; {
+				case !seen:
 					m.read(ctx, j, g.gvk, id, health)
+				case podControllers[id.GroupKind] && !health.current(id):
+					health.set(j.deep(ctx, obj))
 				}
 			}
 		case ev, ok := <-w.ResultChan():
-			if !ok {
+			if !ok || ev.Type == watch.Error {
 				return
 			}
 			u, isObject := ev.Object.(*unstructured.Unstructured)
+			if !isObject || ev.Type == watch.Bookmark {
+				continue
+			}
+			id := object.UnstructuredToObjMetadata(u)
 			switch {
-			case ev.Type == watch.Error || ev.Type == watch.Bookmark:
-				if ev.Type == watch.Error {
-					return
-				}
-			case !isObject:
-			case !g.ids[object.UnstructuredToObjMetadata(u)]:
+			case !g.ids[id]:
 			case ev.Type == watch.Deleted:
-				seen[object.UnstructuredToObjMetadata(u)] = true
-				health.set(&event.ResourceStatus{Identifier: object.UnstructuredToObjMetadata(u), Status: status.NotFoundStatus})
+				// Deleted, or no longer selected: read it directly.
+				delete(last, id)
+				health.set(notFound(id))
 			default:
-				seen[object.UnstructuredToObjMetadata(u)] = true
+				last[id] = u
 				health.set(j.status(ctx, u))
 			}
 		}

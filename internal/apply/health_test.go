@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	. "github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
@@ -120,3 +122,104 @@ func TestWait_ReadsAnObjectTheWatchDoesNotShow(t *testing.T) {
 	markAvailable(t, d)
 	g.Eventually(done, testenv.Timeout, testenv.Poll).Should(Receive(BeNil()))
 }
+
+// A StatefulSet whose Pod crash-loops fails the wait at once, as kstatus
+// judges it by its Pods, whether it is watched or read.
+func TestWait_CrashLoopingStatefulSetFailsFast(t *testing.T) {
+	ctx := context.Background()
+	for _, watched := range []bool{true, false} {
+		t.Run(map[bool]string{true: "watched", false: "read"}[watched], func(t *testing.T) {
+			g := NewWithT(t)
+			ns := env.NewNamespace(t)
+			owner := Owner{Name: "shop", Namespace: ns, Stage: "db"}
+			m, _ := watchingManager(t, env.Config)
+			if !watched {
+				m = newManager()
+			}
+			sts := fromYAML(t, `
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: `+ns+`}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: app, image: nginx}]}
+`)
+			cs, err := m.Apply(ctx, owner, []*unstructured.Unstructured{sts}, ApplyOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			pod := fromYAML(t, `
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, namespace: `+ns+`, labels: {app: db}}
+spec: {containers: [{name: app, image: nginx}]}
+`)
+			g.Expect(env.Client.Create(ctx, pod)).To(Succeed())
+			patchStatus(t, pod, map[string]any{
+				"phase": "Running",
+				"containerStatuses": []any{map[string]any{"name": "app", "image": "nginx", "imageID": "", "ready": false, "restartCount": int64(5),
+					"state": map[string]any{"waiting": map[string]any{"reason": "CrashLoopBackOff"}}}},
+			})
+			// Only failing fast ends the wait before its timeout.
+			err = m.Wait(ctx, cs.ToObjMetadataSet(), WaitOptions{Objects: true, Selector: owner.Labels(),
+				Interval: 100 * time.Millisecond, Timeout: 10 * time.Minute})
+			g.Expect(err).To(MatchError(ContainSubstring("health check failed for: [StatefulSet/" + ns + "/db status: 'Failed'")))
+		})
+	}
+}
+
+// A health check of a kind whose CRD appears during the wait is found.
+func TestWait_HealthCheckOfAKindServedLater(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	group := testenv.RandomName("later") + ".stageset.io"
+	done := make(chan error, 1)
+	go func() {
+		done <- newManager().Wait(ctx, nil, WaitOptions{
+			HealthChecks: []meta.NamespacedObjectKindReference{{APIVersion: group + "/v1", Kind: "Gadget", Name: "g", Namespace: ns}},
+			Interval:     100 * time.Millisecond, Timeout: testenv.Timeout})
+	}()
+	g.Consistently(done, 500*time.Millisecond, testenv.Poll).ShouldNot(Receive())
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "gadgets." + group},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: group, Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "gadgets", Singular: "gadget", Kind: "Gadget", ListKind: "GadgetList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr(true)}}}},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, crd)).To(Succeed())
+	gadget := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Gadget", "metadata": map[string]any{"name": "g", "namespace": ns}}}
+	g.Eventually(func() error { return env.Client.Create(ctx, gadget) }, testenv.Timeout, testenv.Poll).Should(Succeed())
+	g.Eventually(done, testenv.Timeout, testenv.Poll).Should(Receive(BeNil()))
+}
+
+// An object whose labels are removed while the watch follows it leaves
+// the watch (a Deleted event) and is then read directly.
+func TestWait_ObjectLeavingTheWatchIsRead(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	owner := Owner{Name: "shop", Namespace: ns, Stage: "web"}
+	m, _ := watchingManager(t, env.Config)
+	d := deployment(t, ns, "web")
+	cs, err := m.Apply(ctx, owner, []*unstructured.Unstructured{d}, ApplyOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Wait(ctx, cs.ToObjMetadataSet(), WaitOptions{
+			Objects: true, Selector: owner.Labels(), Interval: 100 * time.Millisecond, Timeout: testenv.Timeout})
+	}()
+	g.Consistently(done, 500*time.Millisecond, testenv.Poll).ShouldNot(Receive())
+	unlabelled := liveObject(t, d)
+	unlabelled.SetLabels(nil)
+	g.Expect(env.Client.Update(ctx, unlabelled)).To(Succeed())
+	markAvailable(t, d)
+	g.Eventually(done, testenv.Timeout, testenv.Poll).Should(Receive(BeNil()))
+}
+
+func ptr[T any](v T) *T { return &v }

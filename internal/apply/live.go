@@ -42,7 +42,7 @@ func (l *LiveObjects) put(obj *unstructured.Unstructured) {
 
 // current returns the objects of set that are Current as last seen, by
 // the rules Wait judges them with: they need not be waited for.
-func (l *LiveObjects) current(ctx context.Context, set object.ObjMetadataSet, j judge) object.ObjMetadataSet {
+func (l *LiveObjects) current(ctx context.Context, set object.ObjMetadataSet, j *judge) object.ObjMetadataSet {
 	if l == nil {
 		return nil
 	}

@@ -220,7 +220,7 @@ func TestApply_LiveObjectsJudgeOnlyWhatTheyCan(t *testing.T) {
 		[]*unstructured.Unstructured{deployment(t, ns, "web"), configMap(ns, "conf", nil)}, ApplyOptions{Live: live})
 	g.Expect(err).NotTo(HaveOccurred())
 	set := cs.ToObjMetadataSet()
-	j, err := newJudge(m.client.RESTMapper(), nil)
+	j, err := newJudge(m.client, m.client.RESTMapper(), nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(m.Settled(ctx, set, WaitOptions{Objects: true, Live: live})).To(BeFalse())
 	g.Expect(m.toWait(ctx, set, WaitOptions{Objects: true, Live: live}, j)).To(HaveLen(1))

@@ -55,7 +55,7 @@ type WaitOptions struct {
 // Failed, so Wait keeps polling, as kustomize-controller does. When ctx is
 // cancelled (a new revision arrived), Wait returns ctx's error at once.
 func (m *Manager) Wait(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions) error {
-	j, err := newJudge(m.client.RESTMapper(), opts.Exprs)
+	j, err := newJudge(m.client, m.client.RESTMapper(), opts.Exprs)
 	if err != nil {
 		return fmt.Errorf("invalid health check expression: %w", err)
 	}
@@ -79,13 +79,13 @@ func (m *Manager) Wait(ctx context.Context, objects object.ObjMetadataSet, opts 
 // Settled tells whether Wait would return at once, without a request: every
 // object to wait for is Current as Apply last saw it.
 func (m *Manager) Settled(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions) bool {
-	j, err := newJudge(m.client.RESTMapper(), opts.Exprs)
+	j, err := newJudge(m.client, m.client.RESTMapper(), opts.Exprs)
 	return err == nil && len(m.toWait(ctx, objects, opts, j)) == 0
 }
 
 // toWait is the set Wait waits for: the applied objects (opts.Objects) and
 // the health checks, less those Current as last seen.
-func (m *Manager) toWait(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions, j judge) object.ObjMetadataSet {
+func (m *Manager) toWait(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions, j *judge) object.ObjMetadataSet {
 	set := object.ObjMetadataSet{}
 	if opts.Objects {
 		set = set.Union(objects)
