@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/apis/meta"
 	. "github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -40,24 +41,29 @@ func watchingManager(t *testing.T, cfg *rest.Config) (*Manager, *atomic.Int64) {
 	return NewManager(c, fieldManager), gets
 }
 
+// watchedDeployment applies a Deployment as the stage "web" of shop
+// through a Manager that can watch.
+func watchedDeployment(t *testing.T, ns string) (*Manager, *atomic.Int64, *unstructured.Unstructured, object.ObjMetadataSet, Owner) {
+	t.Helper()
+	owner := Owner{Name: "shop", Namespace: ns, Stage: "web"}
+	m, gets := watchingManager(t, env.Config)
+	d := deployment(t, ns, "web")
+	cs, err := m.Apply(context.Background(), owner, []*unstructured.Unstructured{d}, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, gets, d, cs.ToObjMetadataSet(), owner
+}
+
 // The stage's own objects are followed with a watch: a Deployment that
 // becomes Available is noticed at once, though the poll interval is an
 // hour, and the wait reads no object.
 func TestWait_WatchesTheStage(t *testing.T) {
 	g := NewWithT(t)
-	ns := env.NewNamespace(t)
-	owner := Owner{Name: "shop", Namespace: ns, Stage: "web"}
-	m, gets := watchingManager(t, env.Config)
-	d := deployment(t, ns, "web")
-	cs, err := m.Apply(context.Background(), owner, []*unstructured.Unstructured{d}, ApplyOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-
+	m, gets, d, set, owner := watchedDeployment(t, env.NewNamespace(t))
 	gets.Store(0)
-	done := make(chan error, 1)
-	go func() {
-		done <- m.Wait(context.Background(), cs.ToObjMetadataSet(), WaitOptions{
-			Objects: true, Selector: owner.Labels(), Interval: time.Hour, Timeout: testenv.Timeout})
-	}()
+	done := waitAsyncWith(m, context.Background(), set, WaitOptions{
+		Objects: true, Selector: owner.Labels(), Interval: time.Hour, Timeout: testenv.Timeout})
 	g.Consistently(done, time.Second, testenv.Poll).ShouldNot(Receive())
 	markAvailable(t, d)
 	g.Eventually(done, testenv.Timeout, testenv.Poll).Should(Receive(BeNil()))
@@ -103,21 +109,13 @@ func TestWait_ReadsWhenTheIdentityMayNotWatch(t *testing.T) {
 func TestWait_ReadsAnObjectTheWatchDoesNotShow(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := env.NewNamespace(t)
-	owner := Owner{Name: "shop", Namespace: ns, Stage: "web"}
-	m, _ := watchingManager(t, env.Config)
-	d := deployment(t, ns, "web")
-	cs, err := m.Apply(ctx, owner, []*unstructured.Unstructured{d}, ApplyOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
+	m, _, d, set, owner := watchedDeployment(t, env.NewNamespace(t))
 	unlabelled := liveObject(t, d)
 	unlabelled.SetLabels(nil)
 	g.Expect(env.Client.Update(ctx, unlabelled)).To(Succeed())
 
-	done := make(chan error, 1)
-	go func() {
-		done <- m.Wait(ctx, cs.ToObjMetadataSet(), WaitOptions{
-			Objects: true, Selector: owner.Labels(), Interval: 100 * time.Millisecond, Timeout: testenv.Timeout})
-	}()
+	done := waitAsyncWith(m, ctx, set, WaitOptions{
+		Objects: true, Selector: owner.Labels(), Interval: 100 * time.Millisecond, Timeout: testenv.Timeout})
 	g.Consistently(done, time.Second, testenv.Poll).ShouldNot(Receive())
 	markAvailable(t, d)
 	g.Eventually(done, testenv.Timeout, testenv.Poll).Should(Receive(BeNil()))
@@ -203,17 +201,9 @@ func TestWait_HealthCheckOfAKindServedLater(t *testing.T) {
 func TestWait_ObjectLeavingTheWatchIsRead(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := env.NewNamespace(t)
-	owner := Owner{Name: "shop", Namespace: ns, Stage: "web"}
-	m, _ := watchingManager(t, env.Config)
-	d := deployment(t, ns, "web")
-	cs, err := m.Apply(ctx, owner, []*unstructured.Unstructured{d}, ApplyOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	done := make(chan error, 1)
-	go func() {
-		done <- m.Wait(ctx, cs.ToObjMetadataSet(), WaitOptions{
-			Objects: true, Selector: owner.Labels(), Interval: 100 * time.Millisecond, Timeout: testenv.Timeout})
-	}()
+	m, _, d, set, owner := watchedDeployment(t, env.NewNamespace(t))
+	done := waitAsyncWith(m, ctx, set, WaitOptions{
+		Objects: true, Selector: owner.Labels(), Interval: 100 * time.Millisecond, Timeout: testenv.Timeout})
 	g.Consistently(done, 500*time.Millisecond, testenv.Poll).ShouldNot(Receive())
 	unlabelled := liveObject(t, d)
 	unlabelled.SetLabels(nil)

@@ -59,8 +59,13 @@ func applied(t *testing.T, objects ...*unstructured.Unstructured) object.ObjMeta
 
 // waitAsync runs Wait in the background and returns its result channel.
 func waitAsync(ctx context.Context, set object.ObjMetadataSet, opts WaitOptions) <-chan error {
+	return waitAsyncWith(newManager(), ctx, set, opts)
+}
+
+// waitAsyncWith is waitAsync through m.
+func waitAsyncWith(m *Manager, ctx context.Context, set object.ObjMetadataSet, opts WaitOptions) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- newManager().Wait(ctx, set, opts) }()
+	go func() { done <- m.Wait(ctx, set, opts) }()
 	return done
 }
 

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
@@ -189,7 +190,7 @@ func (r *StageSetReconciler) recordHistory(s *run, result string) {
 		Result:    result,
 	}
 	history := s.obj.Status.History
-	if len(history) > 0 && history[0].Result == result && equalRevisions(history[0].Revisions, s.revisions) {
+	if len(history) > 0 && history[0].Result == result && maps.Equal(history[0].Revisions, s.revisions) {
 		history[0] = entry
 		return
 	}

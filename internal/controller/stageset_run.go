@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -242,8 +243,8 @@ func (s *run) resolveSources(ctx context.Context) (map[string]*source.Resolved, 
 		primary, _ = s.obj.GetStageSourceRef(stagesetv1.Stage{})
 	}
 	s.revision = s.revisions[primary.String()]
-	s.newRevisions = !equalRevisions(s.revisions, s.obj.Status.LastAppliedRevisions)
-	s.sameAsAttempted = equalRevisions(s.revisions, s.obj.Status.LastAttemptedRevisions)
+	s.newRevisions = !maps.Equal(s.revisions, s.obj.Status.LastAppliedRevisions)
+	s.sameAsAttempted = maps.Equal(s.revisions, s.obj.Status.LastAttemptedRevisions)
 	s.r.runs.pin(s.tracked, s.revisions)
 	s.obj.Status.LastAttemptedRevision = s.revision
 	s.obj.Status.LastAttemptedRevisions = s.revisions
@@ -371,16 +372,4 @@ func (s *run) closeArtifacts() {
 	if s.artifacts != nil {
 		_ = s.artifacts.Close()
 	}
-}
-
-func equalRevisions(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,7 +23,7 @@ func (s *run) deferRollout(ctx context.Context, mgr *apply.Manager) error {
 		pending.NextWindowOpens = &metav1.Time{Time: next}
 		s.deferredUntil = next
 	}
-	if previous := s.obj.Status.PendingUpdate; previous == nil || !equalRevisions(previous.Revisions, s.revisions) {
+	if previous := s.obj.Status.PendingUpdate; previous == nil || !maps.Equal(previous.Revisions, s.revisions) {
 		// Once per deferred revision set, not per run. With nothing applied
 		// yet, the Ready transition to UpdateDeferred is the event.
 		s.r.Metrics.RecordUpdateDeferred(s.obj.Namespace, s.obj.Name)

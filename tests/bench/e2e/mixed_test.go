@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func TestMixedObjects(t *testing.T) {
 			}
 			names[obj.GetName()] = true
 		}
-		if want := map[string]int{"Deployment": 67, "Service": 67, "ServiceAccount": 66}; !equalCounts(count, want) {
+		if want := map[string]int{"Deployment": 67, "Service": 67, "ServiceAccount": 66}; !maps.Equal(count, want) {
 			t.Errorf("stage %d: %v, want %v", s, count, want)
 		}
 		if want := []string{"ServiceAccount", "Service", "Deployment"}; !slices.Equal(order, want) {
@@ -44,18 +45,6 @@ func TestMixedObjects(t *testing.T) {
 	if warm := mixedObjects("warm-up-", "rev-1", 1, 1); warm[0][0].GetKind() != "Deployment" {
 		t.Errorf("the warm-up object is a %s", warm[0][0].GetKind())
 	}
-}
-
-func equalCounts(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // A Deployment settles its stage only once seen healthy (kstatus), not when
