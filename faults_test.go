@@ -97,9 +97,10 @@ func TestFailedStatusPatchIsNoRolloutFailure(t *testing.T) {
 	defer hook.Close()
 
 	proxy := newFaultProxy(t, func(r *http.Request, body []byte) bool {
-		// The progress patch of a stage that starts verifying its health.
+		// The progress patch of a stage that starts applying (a stage of
+		// ConfigMaps, healthy at once, publishes no Verifying).
 		return r.Method == http.MethodPatch && strings.HasSuffix(r.URL.Path, "/namespaces/"+ns+"/stagesets/app/status") &&
-			bytes.Contains(body, []byte(`"Verifying"`))
+			bytes.Contains(body, []byte(`"Applying"`))
 	})
 	publishRepo(t, ns, "rev-1", map[string]string{"app.yaml": appConfigMap("one")})
 	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./", Actions: &stagesetv1.StageActions{

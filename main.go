@@ -7,6 +7,7 @@ import (
 	"context"
 	goflag "flag"
 	"fmt"
+	"math/rand"
 	"os"
 	"sync"
 	// Update windows name IANA time zones; the image has no zoneinfo.
@@ -243,7 +244,7 @@ func setProcessSettings(opts *options, log logr.Logger) error {
 	if err := opts.featureGates.WithLogger(log).SupportedFeatures(map[string]bool{}, nil); err != nil {
 		return fmt.Errorf("invalid --feature-gates: %w", err)
 	}
-	if err := opts.intervalJitterOptions.SetGlobalJitter(nil); err != nil {
+	if err := opts.intervalJitterOptions.SetGlobalJitter(rand.New(newLockedSource())); err != nil {
 		return fmt.Errorf("invalid interval jitter: %w", err)
 	}
 	return nil
