@@ -45,6 +45,9 @@ import (
 // StatefulSet or a ReplicaSet with a failed Pod (crash-looping, say) is
 // Failed, not InProgress; deep asks it, at a list of Pods a call.
 type judge struct {
+	// cel is the reader of the healthCheckExprs, nil without any; it comes
+	// first in readers.
+	cel     engine.StatusReader
 	readers []engine.StatusReader
 	// pods judges StatefulSets and ReplicaSets with their Pods, through
 	// cluster.
@@ -59,7 +62,8 @@ func newJudge(c client.Reader, mapper meta.RESTMapper, exprs []kustomize.CustomH
 		if err != nil {
 			return nil, err
 		}
-		j.readers = append(j.readers, newReader(mapper))
+		j.cel = newReader(mapper)
+		j.readers = append(j.readers, j.cel)
 	}
 	j.readers = append(j.readers, statusreaders.NewCustomJobStatusReader(mapper), kstatusreaders.NewGenericStatusReader(mapper, status.Compute))
 	j.cluster, _ = clusterreader.NewDirectClusterReader(c, mapper, nil)
@@ -101,7 +105,7 @@ func (j *judge) deep(ctx context.Context, obj *unstructured.Unstructured) *event
 
 // byCEL tells whether a healthCheckExprs entry judges the kind.
 func (j *judge) byCEL(gk schema.GroupKind) bool {
-	return len(j.readers) > 2 && j.readers[0].Supports(gk)
+	return j.cel != nil && j.cel.Supports(gk)
 }
 
 // podControllers are the kinds kstatus fails by their Pods.

@@ -52,7 +52,7 @@ type WaitOptions struct {
 //	timeout waiting for: [Deployment/ns/web status: 'InProgress': Available: 0/1]
 //
 // A CEL expression over a field that does not exist yet yields Unknown, not
-// Failed, so Wait keeps polling, as kustomize-controller does. When ctx is
+// Failed, so Wait keeps waiting, as kustomize-controller does. When ctx is
 // cancelled (a new revision arrived), Wait returns ctx's error at once.
 func (m *Manager) Wait(ctx context.Context, objects object.ObjMetadataSet, opts WaitOptions) error {
 	j, err := newJudge(m.client, m.client.RESTMapper(), opts.Exprs)
@@ -97,7 +97,7 @@ func (m *Manager) toWait(ctx context.Context, objects object.ObjMetadataSet, opt
 // healthCheckSet turns health check references into identities. A reference
 // without a namespace gets the default one, unless its kind is cluster-scoped
 // (an identity with a namespace would never match the live object). A kind
-// the cluster does not know keeps the namespace; the poller reports it.
+// the cluster does not know keeps the namespace; Wait reports it.
 func (m *Manager) healthCheckSet(refs []meta.NamespacedObjectKindReference, defaultNamespace string) object.ObjMetadataSet {
 	set := make(object.ObjMetadataSet, 0, len(refs))
 	for _, ref := range refs {

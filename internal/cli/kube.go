@@ -76,8 +76,8 @@ func (k *kubeOptions) client() (client.Client, string, error) {
 	return c, ns, nil
 }
 
-// stageSet returns a client and the StageSet name of the namespace of the
-// flags.
+// stageSet returns a client and the StageSet called name in the namespace
+// of the flags.
 func (k *kubeOptions) stageSet(ctx context.Context, name string) (client.Client, *stagesetv1.StageSet, error) {
 	c, ns, err := k.client()
 	if err != nil {

@@ -45,8 +45,7 @@ func (s *run) validateAhead(ctx context.Context, mgr *apply.Manager, current pla
 		return
 	}
 	next := s.plans[i+1]
-	if len(current.migrations) > 0 || current.spec.Actions != nil || len(next.migrations) > 0 ||
-		(next.spec.Actions != nil && len(next.spec.Actions.Pre) > 0) {
+	if len(current.migrations) > 0 || current.spec.Actions != nil || len(next.migrations) > 0 || hasPreActions(next.spec) {
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -201,6 +201,11 @@ func (s *run) patchProgress(ctx context.Context, format string, args ...any) err
 	return nil
 }
 
+// hasPreActions tells whether pre actions run before the stage applies.
+func hasPreActions(stage stagesetv1.Stage) bool {
+	return stage.Actions != nil && len(stage.Actions.Pre) > 0
+}
+
 // hasPostActions tells whether post actions run after the stage is
 // healthy.
 func hasPostActions(stage stagesetv1.Stage) bool {
@@ -224,8 +229,7 @@ func (s *run) nextPatchesSoon(next int) bool {
 	if next >= len(s.obj.Spec.Stages) {
 		return next == len(s.obj.Spec.Stages) && !s.hasRemovedStages()
 	}
-	actions := s.obj.Spec.Stages[next].Actions
-	return actions == nil || len(actions.Pre) == 0
+	return !hasPreActions(s.obj.Spec.Stages[next])
 }
 
 // ignoreRules are the driftDetection.ignore rules of the StageSet.
