@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
-	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/resource"
 )
 
@@ -70,11 +69,11 @@ func Build(in Input) ([]*unstructured.Unstructured, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 
-	resMap, err := kustomizeBuild(root, dir, in)
+	resources, err := kustomizeBuild(root, dir, in)
 	if err != nil {
 		return nil, err
 	}
-	objects, err := toObjects(resMap, in)
+	objects, err := toObjects(resources, in)
 	if err != nil {
 		return nil, err
 	}
@@ -85,10 +84,10 @@ func Build(in Input) ([]*unstructured.Unstructured, error) {
 // kustomizeBuild runs the kustomize build of dir with the stage's target
 // namespace and patches. When the build fails only because of the patches,
 // the error says so, which is what a user needs to find the culprit.
-func kustomizeBuild(root, dir string, in Input) (resmap.ResMap, error) {
-	resMap, err := secureBuild(root, dir, in.TargetNamespace, in.Patches)
+func kustomizeBuild(root, dir string, in Input) ([]*resource.Resource, error) {
+	resources, err := secureBuild(root, dir, in.TargetNamespace, in.Patches)
 	if err == nil {
-		return resMap, nil
+		return resources, nil
 	}
 	if len(in.Patches) > 0 {
 		// A second build only on the failure path: if the folder builds
@@ -102,18 +101,12 @@ func kustomizeBuild(root, dir string, in Input) (resmap.ResMap, error) {
 
 // secureBuild generates or amends the kustomization of dir in memory and
 // builds it on a file system confined to root (no remote bases, no file
-// outside root, symlinks included).
-func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) (resmap.ResMap, error) {
-	spec, err := kustomizationSpec(targetNamespace, patches)
+// outside root, symlinks included): in chunks when it can (chunks.go).
+func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) ([]*resource.Resource, error) {
+	manifest, kfile, generated, err := generate(root, dir, targetNamespace, patches)
 	if err != nil {
 		return nil, err
 	}
-	gen := fluxkustomize.NewGenerator(root, unstructured.Unstructured{Object: map[string]any{"spec": spec}})
-	manifest, kfile, _, err := gen.GenerateManifest(dir)
-	if err != nil {
-		return nil, err
-	}
-
 	disk, err := securefs.MakeFsOnDiskSecure(root)
 	if err != nil {
 		return nil, err
@@ -122,7 +115,28 @@ func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) (
 	if err := fs.WriteFile(kfile, manifest); err != nil {
 		return nil, fmt.Errorf("writing the kustomization in memory: %w", err)
 	}
-	return krustyRun(fs, dir)
+	if resources, ok := chunkedBuild(fs, dir, manifest, generated); ok {
+		return resources, nil
+	}
+	resMap, err := krustyRun(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	return resMap.Resources(), nil
+}
+
+// generate returns the kustomization of dir as the generator makes it: the
+// folder's own, amended with the target namespace and patches, or one
+// generated for it (generated true) listing its manifests; kfile is where
+// it goes.
+func generate(root, dir, targetNamespace string, patches []kustomize.Patch) (manifest []byte, kfile string, generated bool, err error) {
+	spec, err := kustomizationSpec(targetNamespace, patches)
+	if err != nil {
+		return nil, "", false, err
+	}
+	gen := fluxkustomize.NewGenerator(root, unstructured.Unstructured{Object: map[string]any{"spec": spec}})
+	manifest, kfile, action, err := gen.GenerateManifest(dir)
+	return manifest, kfile, action == fluxkustomize.CreatedAction, err
 }
 
 // kustomizationSpec returns the spec fields of a Flux Kustomization that the
@@ -148,9 +162,9 @@ func kustomizationSpec(targetNamespace string, patches []kustomize.Patch) (map[s
 
 // toObjects substitutes variables in every built resource (when the stage
 // has postBuild) and converts it into a validated object.
-func toObjects(resMap resmap.ResMap, in Input) ([]*unstructured.Unstructured, error) {
-	objects := make([]*unstructured.Unstructured, 0, resMap.Size())
-	for _, res := range resMap.Resources() {
+func toObjects(resources []*resource.Resource, in Input) ([]*unstructured.Unstructured, error) {
+	objects := make([]*unstructured.Unstructured, 0, len(resources))
+	for _, res := range resources {
 		if in.Substitute != nil {
 			substituted, err := substitute(res, in.Substitute)
 			if err != nil {

@@ -1,6 +1,8 @@
 package build
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -83,6 +85,20 @@ func BenchmarkBuildSmallStage(b *testing.B) {
 		files["app/"+name+".yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\ndata: {k: v}\n"
 	}
 	writeTree(b, root, files)
+	for b.Loop() {
+		if _, err := Build(Input{Root: root, Path: "app", TargetNamespace: "ns"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBuildLargeStage(b *testing.B) {
+	root := b.TempDir()
+	docs := make([]string, 0, 1000)
+	for i := range 1000 {
+		docs = append(docs, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%04d\n  labels:\n    bench.stageset.io/object: \"true\"\ndata:\n  revision: rev-1\n  a: %s\n  b: %s\n  c: %s\n", i, strings.Repeat("a", 32), strings.Repeat("b", 32), strings.Repeat("c", 32)))
+	}
+	writeTree(b, root, map[string]string{"app/objects.yaml": strings.Join(docs, "---\n")})
 	for b.Loop() {
 		if _, err := Build(Input{Root: root, Path: "app", TargetNamespace: "ns"}); err != nil {
 			b.Fatal(err)
