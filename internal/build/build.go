@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/resource"
 )
 
@@ -69,11 +70,11 @@ func Build(in Input) ([]*unstructured.Unstructured, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 
-	resources, err := kustomizeBuild(root, dir, in)
+	resMap, err := kustomizeBuild(root, dir, in)
 	if err != nil {
 		return nil, err
 	}
-	objects, err := toObjects(resources, in)
+	objects, err := toObjects(resMap, in)
 	if err != nil {
 		return nil, err
 	}
@@ -84,10 +85,10 @@ func Build(in Input) ([]*unstructured.Unstructured, error) {
 // kustomizeBuild runs the kustomize build of dir with the stage's target
 // namespace and patches. When the build fails only because of the patches,
 // the error says so, which is what a user needs to find the culprit.
-func kustomizeBuild(root, dir string, in Input) ([]*resource.Resource, error) {
-	resources, err := secureBuild(root, dir, in.TargetNamespace, in.Patches)
+func kustomizeBuild(root, dir string, in Input) (resmap.ResMap, error) {
+	resMap, err := secureBuild(root, dir, in.TargetNamespace, in.Patches)
 	if err == nil {
-		return resources, nil
+		return resMap, nil
 	}
 	if len(in.Patches) > 0 {
 		// A second build only on the failure path: if the folder builds
@@ -101,12 +102,18 @@ func kustomizeBuild(root, dir string, in Input) ([]*resource.Resource, error) {
 
 // secureBuild generates or amends the kustomization of dir in memory and
 // builds it on a file system confined to root (no remote bases, no file
-// outside root, symlinks included): in chunks when it can (chunks.go).
-func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) ([]*resource.Resource, error) {
-	manifest, kfile, generated, err := generate(root, dir, targetNamespace, patches)
+// outside root, symlinks included).
+func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) (resmap.ResMap, error) {
+	spec, err := kustomizationSpec(targetNamespace, patches)
 	if err != nil {
 		return nil, err
 	}
+	gen := fluxkustomize.NewGenerator(root, unstructured.Unstructured{Object: map[string]any{"spec": spec}})
+	manifest, kfile, _, err := gen.GenerateManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+
 	disk, err := securefs.MakeFsOnDiskSecure(root)
 	if err != nil {
 		return nil, err
@@ -115,28 +122,7 @@ func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) (
 	if err := fs.WriteFile(kfile, manifest); err != nil {
 		return nil, fmt.Errorf("writing the kustomization in memory: %w", err)
 	}
-	if resources, ok := chunkedBuild(fs, dir, manifest, generated); ok {
-		return resources, nil
-	}
-	resMap, err := krustyRun(fs, dir)
-	if err != nil {
-		return nil, err
-	}
-	return resMap.Resources(), nil
-}
-
-// generate returns the kustomization of dir as the generator makes it: the
-// folder's own, amended with the target namespace and patches, or one
-// generated for it (generated true) listing its manifests; kfile is where
-// it goes.
-func generate(root, dir, targetNamespace string, patches []kustomize.Patch) (manifest []byte, kfile string, generated bool, err error) {
-	spec, err := kustomizationSpec(targetNamespace, patches)
-	if err != nil {
-		return nil, "", false, err
-	}
-	gen := fluxkustomize.NewGenerator(root, unstructured.Unstructured{Object: map[string]any{"spec": spec}})
-	manifest, kfile, action, err := gen.GenerateManifest(dir)
-	return manifest, kfile, action == fluxkustomize.CreatedAction, err
+	return krustyRun(fs, dir)
 }
 
 // kustomizationSpec returns the spec fields of a Flux Kustomization that the
@@ -162,9 +148,9 @@ func kustomizationSpec(targetNamespace string, patches []kustomize.Patch) (map[s
 
 // toObjects substitutes variables in every built resource (when the stage
 // has postBuild) and converts it into a validated object.
-func toObjects(resources []*resource.Resource, in Input) ([]*unstructured.Unstructured, error) {
-	objects := make([]*unstructured.Unstructured, 0, len(resources))
-	for _, res := range resources {
+func toObjects(resMap resmap.ResMap, in Input) ([]*unstructured.Unstructured, error) {
+	objects := make([]*unstructured.Unstructured, 0, resMap.Size())
+	for _, res := range resMap.Resources() {
 		if in.Substitute != nil {
 			substituted, err := substitute(res, in.Substitute)
 			if err != nil {
