@@ -146,6 +146,14 @@ test: localbin check-generated vet ## Run every test against the real API server
 test-plugins: ## Run stagesetctl as `flux stageset` and `kubectl stageset` through the real Flux CLI and kubectl (builds them once into bin/).
 	cd tests/plugins && go test -count=1 ./...
 
+# Kills of the controller in the random part of the crash test: `make test`
+# runs 4, `make reliability` FAULTS_KILLS (FAULTS_SEED=... replays a run).
+FAULTS_KILLS ?= 24
+
+.PHONY: reliability
+reliability: localbin ## Run the long reliability tests: the controller SIGKILLed FAULTS_KILLS times during rollouts, leader failover (see docs/reliability.md).
+	FAULTS_KILLS=$(FAULTS_KILLS) go test ./tests/faults -count=1 -v -timeout 30m
+
 # Repetitions of each end-to-end scenario: the full run (scale 1,000 with
 # --concurrent 4 and 10 among others) takes about 40 minutes at 3 on two cores.
 BENCH_REPS ?= 3

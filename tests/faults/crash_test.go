@@ -111,9 +111,10 @@ func TestCrashConsistency(t *testing.T) {
 		g.Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
 	}
 
-	c := newController(t, "controller", nil)
+	c := newController(t, "controller", nil, "--watch-label-selector="+testLabel+"=crash")
 	c.start()
 	obj := crashStageSet(ns)
+	obj.Labels = map[string]string{testLabel: "crash"}
 	g.Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
 
 	// The first rollout is killed where a lost step would run something

@@ -18,8 +18,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/stageset/stageset-controller/internal/localcluster"
 	"github.com/stageset/stageset-controller/internal/scheme"
@@ -40,6 +42,8 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	// The admin client's library logs nothing the tests read.
+	ctrllog.SetLogger(logr.Discard())
 	root := testenv.RepoRoot()
 	var err error
 	if work, err = os.MkdirTemp("", "stageset-faults-"); err != nil {

@@ -1,0 +1,101 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/runtime/leaderelection"
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stagesetcontroller "github.com/stageset/stageset-controller/internal/controller"
+	"github.com/stageset/stageset-controller/internal/migration"
+)
+
+// testLabel selects the StageSets of one test: each test runs its own
+// controllers, as a shard of their own (--watch-label-selector).
+const testLabel = "faults.stageset.io/test"
+
+// leaseHolder is the holder of the Lease the controllers of selector elect
+// their leader with; "" while there is none.
+func leaseHolder(g Gomega, selector string) string {
+	lease := &coordinationv1.Lease{}
+	name := leaderelection.GenerateID(stagesetcontroller.ControllerName+"-leader-election", selector)
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: "kube-system", Name: name}, lease); err != nil {
+		return ""
+	}
+	if lease.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *lease.Spec.HolderIdentity
+}
+
+// TestLeaderFailoverInTheMiddleOfAMigration runs two replicas with leader
+// election and kills the leader (SIGKILL: its lease is not released) while
+// the migration it started is still running. The other replica takes the
+// lease, waits on the same Job instead of starting another, and finishes
+// the rollout; the objects applied before the failover are not applied
+// anew (same UID). The failover time (kill → new holder of the lease) is
+// logged: with a 4 s lease it is 4–6 s.
+func TestLeaderFailoverInTheMiddleOfAMigration(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	selector := testLabel + "=failover"
+	ns := newNamespace(t)
+	jobs := watchJobs(t, ns)
+	// The migration's Job is suspended: it runs when the test says so,
+	// after the failover.
+	newGitRepo(t, ns, "rev-1", files{
+		"s1/cm.yaml": configMap("before", "v1"),
+		"s2/m1.yaml": strings.Replace(migrationJob("m1", "1.0.0"), "spec:\n", "spec:\n  suspend: true\n", 1),
+		"s2/cm.yaml": configMap("after", "v1"),
+	})
+
+	args := []string{"--watch-label-selector=" + selector, "--enable-leader-election",
+		"--leader-election-lease-duration=4s", "--leader-election-renew-deadline=3s", "--leader-election-retry-period=500ms"}
+	env := []string{"RUNTIME_NAMESPACE=kube-system"}
+	a := newController(t, "replica-a", env, args...)
+	b := newController(t, "replica-b", env, args...)
+	a.start()
+	g.Eventually(func() string { return leaseHolder(g, selector) }, timeout, poll).ShouldNot(BeEmpty())
+	leader := leaseHolder(g, selector)
+	b.start()
+
+	obj := newStageSet(ns, stage("s1"), stage("s2"))
+	obj.Labels = map[string]string{testLabel: "failover"}
+	g.Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
+	jobName := migration.JobName("app", "s2", "1.0.0")
+	g.Eventually(func() int { return jobs.created(jobName) }, timeout, poll).Should(Equal(1))
+	before := &corev1.ConfigMap{}
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before"}, before)).To(Succeed())
+
+	a.kill()
+	killed := time.Now()
+	g.Eventually(func() string { return leaseHolder(g, selector) }, timeout, 50*time.Millisecond).ShouldNot(Or(Equal(leader), BeEmpty()))
+	failover := time.Since(killed)
+	t.Logf("failover: %s from SIGKILL to the new leader", failover.Round(10*time.Millisecond))
+
+	// Give the new leader time to reach the migration, then let it run.
+	g.Eventually(func() string { return progress(g, obj) }, timeout, poll).Should(ContainSubstring("s2=Migrating"))
+	time.Sleep(2 * time.Second)
+	job := &batchv1.Job{}
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobName}, job)).To(Succeed())
+	g.Expect(cluster.Client.Patch(ctx, job, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":false}}`)))).To(Succeed())
+	waitReady(g, obj, "rev-1")
+	t.Logf("Ready %s after the SIGKILL", time.Since(killed).Round(10*time.Millisecond))
+
+	g.Expect(jobs.total()).To(Equal(1), "Jobs: %v", jobs.names())
+	g.Expect(obj.Status.Migrations).To(HaveLen(1))
+	now := &corev1.ConfigMap{}
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before"}, now)).To(Succeed())
+	g.Expect(now.UID).To(Equal(before.UID))
+	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "after"}, now)).To(Succeed())
+	g.Expect(b.running()).To(BeTrue(), fmt.Sprintf("replica b ended (%d starts)", b.starts))
+}
