@@ -139,6 +139,23 @@ test: localbin check-generated vet ## Run every test against the real API server
 	cd tests/install && go test ./...
 	cd hack/image && go test ./...
 
+# How long `make fuzz` runs each fuzz target. Their seeds (f.Add and
+# testdata/fuzz/) already run in `make test`; this is the long run.
+FUZZTIME ?= 30s
+
+# Targets are found in the test files of the module's packages, so a new
+# Fuzz function is picked up without a list to maintain. A failure stops the
+# run; go keeps the failing input under <package>/testdata/fuzz/<target>/,
+# where it stays as a seed of every later `go test` once committed.
+.PHONY: fuzz
+fuzz: testbin ## Run every fuzz target for FUZZTIME each (default 30s), one after the other; stop at the first failure.
+	@set -e; for dir in $$(go list -f '{{.Dir}}' ./...); do \
+	  for target in $$(cat $$dir/*_test.go 2>/dev/null | sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p'); do \
+	    echo "fuzzing $$target in $${dir#$(CURDIR)/} for $(FUZZTIME)"; \
+	    go test $$dir -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
+
 # The plugin tests run stagesetctl through a real Flux CLI (v2.9.5, which has
 # `flux plugin`) and kubectl, both built from the module proxy into bin/ the
 # first time: about 10 CPU-minutes, which is why they are not in `make test`.
@@ -146,13 +163,15 @@ test: localbin check-generated vet ## Run every test against the real API server
 test-plugins: ## Run stagesetctl as `flux stageset` and `kubectl stageset` through the real Flux CLI and kubectl (builds them once into bin/).
 	cd tests/plugins && go test -count=1 ./...
 
-# Kills of the controller in the random part of the crash test: `make test`
-# runs 4, `make reliability` FAULTS_KILLS (FAULTS_SEED=... replays a run).
+# Kills of the controller in the random part of the crash test (`make test`
+# runs 4) and seconds of network faults after the rollouts (`make test`: 30);
+# FAULTS_SEED=... replays the draws of a run.
 FAULTS_KILLS ?= 24
+FAULTS_DURATION_SECONDS ?= 600
 
 .PHONY: reliability
-reliability: localbin ## Run the long reliability tests: the controller SIGKILLed FAULTS_KILLS times during rollouts, leader failover (see docs/reliability.md).
-	FAULTS_KILLS=$(FAULTS_KILLS) go test ./tests/faults -count=1 -v -timeout 30m
+reliability: localbin ## Run the long reliability tests: the controller SIGKILLed FAULTS_KILLS times during rollouts, leader failover, FAULTS_DURATION_SECONDS of network faults (see docs/reliability.md).
+	FAULTS_KILLS=$(FAULTS_KILLS) FAULTS_DURATION_SECONDS=$(FAULTS_DURATION_SECONDS) go test ./tests/faults -count=1 -v -timeout 40m
 
 # Repetitions of each end-to-end scenario: the full run (scale 1,000 with
 # --concurrent 4 and 10 among others) takes about 40 minutes at 3 on two cores.
