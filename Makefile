@@ -168,10 +168,16 @@ test-plugins: ## Run stagesetctl as `flux stageset` and `kubectl stageset` throu
 # FAULTS_SEED=... replays the draws of a run.
 FAULTS_KILLS ?= 24
 FAULTS_DURATION_SECONDS ?= 600
+# StageSets of the load test and seconds their sources keep changing
+# (`make test`: 20 and 20).
+FAULTS_LOAD_STAGESETS ?= 500
+FAULTS_LOAD_SECONDS ?= 300
 
 .PHONY: reliability
-reliability: localbin ## Run the long reliability tests: the controller SIGKILLed FAULTS_KILLS times during rollouts, leader failover, FAULTS_DURATION_SECONDS of network faults (see docs/reliability.md).
-	FAULTS_KILLS=$(FAULTS_KILLS) FAULTS_DURATION_SECONDS=$(FAULTS_DURATION_SECONDS) go test ./tests/faults -count=1 -v -timeout 40m
+reliability: localbin ## Run the long reliability tests: the controller SIGKILLed FAULTS_KILLS times during rollouts, leader failover, FAULTS_DURATION_SECONDS of network faults, FAULTS_LOAD_STAGESETS StageSets whose sources change for FAULTS_LOAD_SECONDS (see docs/reliability.md).
+	FAULTS_KILLS=$(FAULTS_KILLS) FAULTS_DURATION_SECONDS=$(FAULTS_DURATION_SECONDS) \
+	FAULTS_LOAD_STAGESETS=$(FAULTS_LOAD_STAGESETS) FAULTS_LOAD_SECONDS=$(FAULTS_LOAD_SECONDS) \
+	go test ./tests/faults -count=1 -v -timeout 60m
 
 # Repetitions of each end-to-end scenario: the full run (scale 1,000 with
 # --concurrent 4 and 10 among others) takes about 40 minutes at 3 on two cores.

@@ -1,0 +1,163 @@
+package faults
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"golang.org/x/sync/errgroup"
+)
+
+// scrape reads the controller's metrics: every series by its name and
+// labels as exposed (`name{labels}`).
+func scrape(metricsAddr string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	scanner := bufio.NewScanner(resp.Body)
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	for scanner.Scan() {
+		line := scanner.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] = v
+	}
+	return out, scanner.Err()
+}
+
+// sum adds the series whose key starts with prefix and contains every one
+// of the label matches.
+func sum(metrics map[string]float64, prefix string, matches ...string) float64 {
+	var total float64
+	for k, v := range metrics {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		all := true
+		for _, m := range matches {
+			all = all && strings.Contains(k, m)
+		}
+		if all {
+			total += v
+		}
+	}
+	return total
+}
+
+// TestLoadWithChangingSources runs FAULTS_LOAD_STAGESETS StageSets (20 in
+// `make test`, 500 in `make reliability`), each over a source of its own,
+// while a random tenth of the sources publish a new revision every 2 s for
+// FAULTS_LOAD_SECONDS (20 s / 300 s). Then the publishing stops and every
+// StageSet must end Ready at its source's last revision (no lost update),
+// the work queue must drain, no reconcile may have returned an error to
+// the queue, and the controller's goroutines and resident memory must be
+// flat (median of the last third of samples within 25 goroutines and 25%
+// of the first third's).
+func TestLoadWithChangingSources(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	n := int(envInt(t, "FAULTS_LOAD_STAGESETS", 20))
+	duration := time.Duration(envInt(t, "FAULTS_LOAD_SECONDS", 20)) * time.Second
+	seed := uint64(envInt(t, "FAULTS_SEED", time.Now().UnixNano()))
+	t.Logf("%d StageSets, %s of changes, seed %d", n, duration, seed)
+	rnd := rand.New(rand.NewPCG(seed, 2))
+
+	content := func(i, rev int) files {
+		return files{"app/cm.yaml": configMap(fmt.Sprintf("app-%d", i), fmt.Sprintf("r%d", rev)) + "---\n" +
+			configMap(fmt.Sprintf("other-%d", i), "fixed")}
+	}
+	// One namespace per StageSet, as tenants have; created up front.
+	type tenant struct {
+		ns   string
+		repo *gitRepo
+		last int
+	}
+	tenants := make([]*tenant, n)
+	var eg errgroup.Group
+	eg.SetLimit(8)
+	for i := range tenants {
+		eg.Go(func() error {
+			ns := newNamespace(t)
+			tenants[i] = &tenant{ns: ns, repo: newGitRepo(t, ns, "r0", content(i, 0))}
+			obj := newStageSet(ns, stage("app"))
+			obj.Labels = map[string]string{testLabel: "load"}
+			return cluster.Client.Create(ctx, obj)
+		})
+	}
+	g.Expect(eg.Wait()).To(Succeed())
+
+	metricsAddr := freeAddr(t)
+	c := newController(t, "controller", nil, "--watch-label-selector="+testLabel+"=load",
+		"--metrics-bind-address="+metricsAddr, "--concurrent=4", "--log-level=info")
+	c.start()
+	start := time.Now()
+
+	var samples []processSample
+	var mu sync.Mutex
+	for round := 1; time.Since(start) < duration; round++ {
+		time.Sleep(2 * time.Second)
+		for _, i := range rnd.Perm(n)[:max(1, n/10)] {
+			tn := tenants[i]
+			tn.last = round
+			eg.Go(func() error {
+				tn.repo.publish(fmt.Sprintf("r%d", round), content(i, round))
+				return nil
+			})
+		}
+		g.Expect(eg.Wait()).To(Succeed())
+		if m, err := scrape(metricsAddr); err == nil {
+			mu.Lock()
+			samples = append(samples, processSample{goroutines: int(m["go_goroutines"]), rss: m["process_resident_memory_bytes"] / (1 << 20)})
+			mu.Unlock()
+		}
+	}
+	published := time.Now()
+
+	for i, tn := range tenants {
+		obj := newStageSet(tn.ns, stage("app"))
+		rev := fmt.Sprintf("r%d", tn.last)
+		g.Eventually(func() string {
+			get(g, obj)
+			return readyOf(obj) + " " + obj.Status.LastAppliedRevision
+		}, timeout, poll).Should(Equal("True/Succeeded "+rev), "StageSet %d: %s", i, message(obj))
+	}
+	settled := time.Since(published)
+	g.Eventually(func() float64 {
+		m, err := scrape(metricsAddr)
+		g.Expect(err).NotTo(HaveOccurred())
+		return sum(m, "workqueue_depth", `name="stageset"`)
+	}, timeout, poll).Should(BeZero())
+	m, err := scrape(metricsAddr)
+	g.Expect(err).NotTo(HaveOccurred())
+	errors := sum(m, "controller_runtime_reconcile_errors_total", `controller="stageset"`)
+	runs := sum(m, "controller_runtime_reconcile_total", `controller="stageset"`)
+
+	third := len(samples) / 3
+	g.Expect(third).To(BeNumerically(">", 0), "too few samples")
+	first, last := summarize(samples[:third]), summarize(samples[len(samples)-third:])
+	t.Logf("%d reconciles, %d returned an error; all Ready at their last revision %s after the last publication; goroutines %d → %d, RSS %.1f → %.1f MiB (%d samples)",
+		int(runs), int(errors), settled.Round(100*time.Millisecond), first.goroutines, last.goroutines, first.rss, last.rss, len(samples))
+	g.Expect(errors).To(BeZero(), "reconciles returned errors")
+	g.Expect(last.goroutines).To(BeNumerically("<=", first.goroutines+25), "goroutines grew")
+	g.Expect(last.rss).To(BeNumerically("<=", first.rss*1.25), "resident memory grew")
+}
