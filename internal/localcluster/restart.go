@@ -1,0 +1,111 @@
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// RestartAPIServer stops kube-apiserver (SIGTERM, as an upgrade of the
+// control plane does, SIGKILL 10 s later) and starts it again with the same arguments,
+// certificates and etcd, and returns once it serves requests again, with
+// how long it did not. Every client, the controller's included, sees its
+// connections close and is refused until then.
+//
+// Why not envtest's own Stop and Start: a restarted envtest API server gets
+// a new serving CA, which no kubeconfig already written trusts. The
+// process is found by its binary and secure port in /proc (Linux only);
+// the new one is stopped with the other components.
+func (c *Cluster) RestartAPIServer(ctx context.Context, out io.Writer) (time.Duration, error) {
+	as := c.env.ControlPlane.APIServer
+	if as == nil || as.SecureServing.Port == "" {
+		return 0, errors.New("no API server is running")
+	}
+	pid, args, err := findProcess(as.Path, "--secure-port="+as.SecureServing.Port)
+	if err != nil {
+		return 0, err
+	}
+	stopped := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return 0, fmt.Errorf("stopping kube-apiserver: %w", err)
+	}
+	// envtest started it: its exit is not ours to wait for, but its
+	// port must be free before the new one binds it. It drains its
+	// requests first; after 10 s it is killed, as a kubelet would.
+	for deadline, killed := time.Now().Add(10*time.Second), false; processAlive(pid); {
+		if !killed && time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killed = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting kube-apiserver again: %w", err)
+	}
+	c.procs = append(c.procs, cmd)
+	for {
+		if err := c.Client.Get(ctx, client.ObjectKey{Name: "default"}, &corev1.Namespace{}); err == nil {
+			return time.Since(stopped), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("kube-apiserver did not come back: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// findProcess returns the process running binary with arg among its
+// arguments, and its command line.
+func findProcess(binary, arg string) (int, []string, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		args := strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")
+		if args[0] != binary {
+			continue
+		}
+		for _, a := range args[1:] {
+			if a == arg {
+				return pid, args, nil
+			}
+		}
+	}
+	return 0, nil, fmt.Errorf("no process of %s with %s", binary, arg)
+}
+
+// processAlive tells whether pid runs (a zombie does not).
+func processAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
