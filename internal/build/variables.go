@@ -16,7 +16,8 @@ import (
 // LoadVariables merges the postBuild variables of a stage the way Flux does:
 // the data of each substituteFrom ConfigMap or Secret (in namespace) in
 // order, later ones overriding earlier ones, then postBuild.substitute on
-// top. Newlines are removed from every value, as Flux does, so that a value
+// top. Line breaks are removed from every value, as Flux removes newlines
+// (and carriage returns and the Unicode breaks too), so that a value
 // cannot break the YAML it is substituted into. Only ConfigMap data and
 // Secret data are read (binaryData is ignored, as in Flux).
 //
@@ -91,7 +92,14 @@ func referentData(ctx context.Context, c client.Reader, namespace string, ref st
 	return data(), nil
 }
 
-// stripNewlines removes the newlines of a variable value.
+// yamlLineBreaks removes every character the YAML parser (go-yaml, as
+// libyaml) reads as a line break: a value substituted into one line must
+// stay on that line. Flux removes "\n" only, which lets a carriage return
+// (left over from a Windows file, or planted), NEL (U+0085) or U+2028 and
+// U+2029 start a new line in "x\r  key: y" and add keys to the object.
+var yamlLineBreaks = strings.NewReplacer("\n", "", "\r", "", "\u0085", "", "\u2028", "", "\u2029", "")
+
+// stripNewlines removes the line breaks of a variable value.
 func stripNewlines(v string) string {
-	return strings.ReplaceAll(v, "\n", "")
+	return yamlLineBreaks.Replace(v)
 }
