@@ -28,7 +28,7 @@ type Migration struct {
 }
 
 // Split takes the Jobs annotated stageset.io/migration out of a stage's
-// built objects. It returns the migrations sorted by version (see Less) and
+// built objects. It returns the migrations sorted by version (see order) and
 // the other objects in their original order. The annotation on anything but
 // a batch Job, an empty version, and two Jobs of the same version (or of
 // versions that JobName cannot tell apart) are errors naming the objects.
@@ -63,7 +63,12 @@ func Split(objects []*unstructured.Unstructured) ([]Migration, []*unstructured.U
 		byKey[key] = m
 		migrations = append(migrations, m)
 	}
-	slices.SortStableFunc(migrations, func(a, b Migration) int { return compare(a.Version, b.Version) })
+	versions := make([]string, 0, len(migrations))
+	for _, m := range migrations {
+		versions = append(versions, m.Version)
+	}
+	cmp := order(versions)
+	slices.SortStableFunc(migrations, func(a, b Migration) int { return cmp(a.Version, b.Version) })
 	return migrations, others, nil
 }
 

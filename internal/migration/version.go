@@ -7,28 +7,51 @@ import (
 	"golang.org/x/mod/semver"
 )
 
-// Less reports whether version a sorts before version b. Two versions that
-// both parse as semantic versions (with an optional leading "v", so "1.2.0"
-// and "v1.2.0" are the same version) compare by semver precedence, which puts
-// a prerelease before its release. Otherwise they compare in natural order:
-// runs of digits compare as numbers ("2" < "10"), everything else byte by
-// byte. Versions equal under these rules (such as "1.0.0" and "v1.0.0") are
-// ordered by plain string comparison, so the order is total and a sort gives
-// the same result whatever the input order.
-//
-// Mixing semantic and other versions in one stage is allowed by SPEC §6, but
-// then the two rules can disagree (for "1.0.0-rc.1", "1.0.0" and "1.0.0-");
-// keeping one scheme per stage avoids surprises.
+// Less reports whether version a sorts before version b when a stage has
+// only these two migrations: see order.
 func Less(a, b string) bool {
 	return compare(a, b) < 0
 }
 
+// compare is order for the two versions a and b.
 func compare(a, b string) int {
-	if sa, sb := semverOf(a), semverOf(b); sa != "" && sb != "" {
-		if c := semver.Compare(sa, sb); c != 0 {
-			return c
+	return order([]string{a, b})(a, b)
+}
+
+// order returns the comparison that sorts the migration versions of one
+// stage. When every version parses as a semantic version (with an optional
+// leading "v", so "1.2.0" and "v1.2.0" are the same version), they compare
+// by semver precedence, which puts a prerelease before its release.
+// Otherwise all of them compare in natural order: runs of digits compare as
+// numbers ("2" < "10"), everything else byte by byte. Versions equal under
+// the rule (such as "1.0.0" and "v1.0.0") are ordered by plain string
+// comparison, so the order is total and a sort gives the same result
+// whatever the input order.
+//
+// The scheme is chosen for the whole stage, not for each pair: mixing the
+// two rules pair by pair is not transitive ("1.0.0-rc.1" < "1.0.0" by
+// semver, "1.0.0" < "1.0.0-" and "1.0.0-" < "1.0.0-rc.1" by natural order),
+// and the run order of such a stage would follow the order the build lists
+// the Jobs in. In a stage that mixes schemes a prerelease therefore sorts
+// after its release, as natural order has it.
+func order(versions []string) func(a, b string) int {
+	for _, v := range versions {
+		if semverOf(v) == "" {
+			return byNatural
 		}
-	} else if c := natural(a, b); c != 0 {
+	}
+	return bySemver
+}
+
+func bySemver(a, b string) int {
+	if c := semver.Compare(semverOf(a), semverOf(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+
+func byNatural(a, b string) int {
+	if c := natural(a, b); c != 0 {
 		return c
 	}
 	return strings.Compare(a, b)
