@@ -35,35 +35,32 @@ func envInt(t *testing.T, name string, def int64) int64 {
 	return n
 }
 
-// crashRevisions are the two revisions of the crash test: the second
-// changes every stage, removes f3 (pruned) and adds g1 and migration 3.
-func crashRevisions() [2]files {
-	rev := func(n int) files {
-		v := fmt.Sprintf("v%d", n)
-		out := files{
-			"s1/cm.yaml":     configMap("a1", v) + "---\n" + configMap("a2", v),
-			"s1/deploy.yaml": deployment("d1"),
-			"s2/cm.yaml":     configMap("b1", v),
-			"s2/m1.yaml":     migrationJob("m1", "1.0.0"),
-			"s3/cm.yaml":     configMap("c1", v),
-			"s3/deploy.yaml": deployment("d3"),
-			"s4/cm.yaml":     configMap("e1", v),
-			"s4/m2.yaml":     migrationJob("m2", "2.0.0"),
-			"s5/cm.yaml":     configMap("f1", v) + "---\n" + configMap("f2", v),
-			"s5/deploy.yaml": deployment("d5"),
-			// Job actions live outside the stage folders.
-			"actions/pre/job.yaml":  actionJob("pre"),
-			"actions/post/job.yaml": actionJob("post"),
-		}
-		if n == 1 {
-			out["s5/f3.yaml"] = configMap("f3", v)
-		} else {
-			out["s5/g1.yaml"] = configMap("g1", v)
-			out["s4/m3.yaml"] = migrationJob("m3", "3.0.0")
-		}
-		return out
+// crashRevision is revision n of the crash test: from the second on,
+// every stage changes, f3 is gone (pruned) and g1 and migration 3 are new.
+func crashRevision(n int) files {
+	v := fmt.Sprintf("v%d", n)
+	out := files{
+		"s1/cm.yaml":     configMap("a1", v) + "---\n" + configMap("a2", v),
+		"s1/deploy.yaml": deployment("d1"),
+		"s2/cm.yaml":     configMap("b1", v),
+		"s2/m1.yaml":     migrationJob("m1", "1.0.0"),
+		"s3/cm.yaml":     configMap("c1", v),
+		"s3/deploy.yaml": deployment("d3"),
+		"s4/cm.yaml":     configMap("e1", v),
+		"s4/m2.yaml":     migrationJob("m2", "2.0.0"),
+		"s5/cm.yaml":     configMap("f1", v) + "---\n" + configMap("f2", v),
+		"s5/deploy.yaml": deployment("d5"),
+		// Job actions live outside the stage folders.
+		"actions/pre/job.yaml":  actionJob("pre"),
+		"actions/post/job.yaml": actionJob("post"),
 	}
-	return [2]files{rev(1), rev(2)}
+	if n == 1 {
+		out["s5/f3.yaml"] = configMap("f3", v)
+	} else {
+		out["s5/g1.yaml"] = configMap("g1", v)
+		out["s4/m3.yaml"] = migrationJob("m3", "3.0.0")
+	}
+	return out
 }
 
 // crashStageSet is the StageSet of the crash test: 5 stages, migrations in
@@ -77,9 +74,9 @@ func crashStageSet(ns string) *stagesetv1.StageSet {
 	return obj
 }
 
-// TestCrashConsistency SIGKILLs the controller at seeded random points of
-// two rollouts (5 stages, two then three migrations, Job actions before and
-// after a stage) and restarts it each time. Afterwards the StageSet is
+// TestCrashConsistency SIGKILLs the controller in rollouts (5 stages, two
+// then three migrations, Job actions before and after a stage) and
+// restarts it each time. Afterwards the StageSet is
 // Ready at the last revision, every migration Job and every action Job of
 // each revision was created exactly once (seen by a watch of Jobs), every
 // object is in exactly one stage's inventory, no object with the
@@ -88,8 +85,10 @@ func crashStageSet(ns string) *stagesetv1.StageSet {
 // that forges the StageSet's labels.
 //
 // The first rollout is killed at the four points where a lost step would
-// run a Job twice; the second FAULTS_KILLS times (default 4, `make
-// reliability` 24) at random; FAULTS_SEED replays a run (it is logged).
+// run a Job twice; then FAULTS_KILLS times (default 4, `make reliability`
+// 24) at random, a new revision published whenever the last is Ready, so
+// that every kill lands in a rollout; FAULTS_SEED replays the draws (it is
+// logged).
 func TestCrashConsistency(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -100,8 +99,7 @@ func TestCrashConsistency(t *testing.T) {
 
 	ns := newNamespace(t)
 	jobs := watchJobs(t, ns)
-	revs := crashRevisions()
-	repo := newGitRepo(t, ns, "rev-1", revs[0])
+	repo := newGitRepo(t, ns, "rev-1", crashRevision(1))
 
 	// Outside the inventory: one plain, one wearing the labels of stage s5.
 	bystander := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bystander"}}
@@ -127,15 +125,21 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	waitReady(g, obj, "rev-1")
 
-	// The second at seeded random points.
-	repo.publish("rev-2", revs[1])
+	// Then at seeded random points, each in a rollout: a revision that is
+	// Ready gets the next one.
+	revision := 2
+	repo.publish("rev-2", crashRevision(2))
 	for i := range kills {
 		time.Sleep(time.Duration(500+rnd.IntN(2500)) * time.Millisecond)
 		c.kill()
-		t.Logf("kill %d: %s", i+1, progress(g, obj))
+		t.Logf("kill %d at rev-%d: %s", i+1, revision, progress(g, obj))
+		if readyOf(obj) == "True/Succeeded" && obj.Status.LastAppliedRevision == fmt.Sprintf("rev-%d", revision) {
+			revision++
+			repo.publish(fmt.Sprintf("rev-%d", revision), crashRevision(revision))
+		}
 		c.start()
 	}
-	waitReady(g, obj, "rev-2")
+	waitReady(g, obj, fmt.Sprintf("rev-%d", revision))
 	t.Logf("%d controller processes", c.starts)
 
 	// Migrations: each Job created once, across both revisions.
@@ -145,9 +149,10 @@ func TestCrashConsistency(t *testing.T) {
 		}
 	}
 	// Actions: one Job per action and revision.
-	g.Expect(jobs.createdWithPrefix("pre-")).To(Equal(2), "pre action Jobs: %v", jobs.names())
-	g.Expect(jobs.createdWithPrefix("post-")).To(Equal(2), "post action Jobs: %v", jobs.names())
-	g.Expect(jobs.total()).To(Equal(7), "every Job: %v", jobs.names())
+	t.Logf("%d revisions rolled out", revision)
+	g.Expect(jobs.createdWithPrefix("pre-")).To(Equal(revision), "pre action Jobs: %v", jobs.names())
+	g.Expect(jobs.createdWithPrefix("post-")).To(Equal(revision), "post action Jobs: %v", jobs.names())
+	g.Expect(jobs.total()).To(Equal(3+2*revision), "every Job: %v", jobs.names())
 
 	// Inventories: each object in exactly one; all of the last revision.
 	owner := map[string]string{}
