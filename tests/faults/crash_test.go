@@ -106,14 +106,14 @@ func TestCrashConsistency(t *testing.T) {
 	forged := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged",
 		Labels: apply.Owner{Name: "app", Namespace: ns, Stage: "s5"}.Labels()}}
 	for _, obj := range []client.Object{bystander, forged} {
-		g.Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
+		g.Expect(kube.Create(ctx, obj)).To(Succeed())
 	}
 
 	c := newController(t, "controller", nil, "--watch-label-selector="+testLabel+"=crash")
 	c.start()
 	obj := crashStageSet(ns)
 	obj.Labels = map[string]string{testLabel: "crash"}
-	g.Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
+	g.Expect(kube.Create(ctx, obj)).To(Succeed())
 
 	// The first rollout is killed where a lost step would run something
 	// twice: as soon as each migration and action Job exists.
@@ -177,7 +177,7 @@ func TestCrashConsistency(t *testing.T) {
 	// Nothing orphaned: every ConfigMap labelled as the StageSet's is in
 	// an inventory, but the forged one; f3 was pruned.
 	list := &corev1.ConfigMapList{}
-	g.Expect(cluster.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{stagesetv1.NameLabel: "app"})).To(Succeed())
+	g.Expect(kube.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{stagesetv1.NameLabel: "app"})).To(Succeed())
 	var labelled []string
 	for _, cm := range list.Items {
 		if _, ok := owner[ns+"_"+cm.Name+"__ConfigMap"]; !ok {
@@ -186,7 +186,7 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	g.Expect(labelled).To(Equal([]string{"forged"}))
 	for _, obj := range []client.Object{bystander, forged} {
-		g.Expect(cluster.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed(), "outside the inventory: %s", obj.GetName())
+		g.Expect(kube.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed(), "outside the inventory: %s", obj.GetName())
 	}
 }
 

@@ -28,7 +28,7 @@ const testLabel = "faults.stageset.io/test"
 func leaseHolder(g Gomega, selector string) string {
 	lease := &coordinationv1.Lease{}
 	name := leaderelection.GenerateID(stagesetcontroller.ControllerName+"-leader-election", selector)
-	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: "kube-system", Name: name}, lease); err != nil {
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "kube-system", Name: name}, lease); err != nil {
 		return ""
 	}
 	if lease.Spec.HolderIdentity == nil {
@@ -70,11 +70,11 @@ func TestLeaderFailoverInTheMiddleOfAMigration(t *testing.T) {
 
 	obj := newStageSet(ns, stage("s1"), stage("s2"))
 	obj.Labels = map[string]string{testLabel: "failover"}
-	g.Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
+	g.Expect(kube.Create(ctx, obj)).To(Succeed())
 	jobName := migration.JobName("app", "s2", "1.0.0")
 	g.Eventually(func() int { return jobs.created(jobName) }, timeout, poll).Should(Equal(1))
 	before := &corev1.ConfigMap{}
-	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before"}, before)).To(Succeed())
+	g.Expect(kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before"}, before)).To(Succeed())
 
 	a.kill()
 	killed := time.Now()
@@ -86,16 +86,16 @@ func TestLeaderFailoverInTheMiddleOfAMigration(t *testing.T) {
 	g.Eventually(func() string { return progress(g, obj) }, timeout, poll).Should(ContainSubstring("s2=Migrating"))
 	time.Sleep(2 * time.Second)
 	job := &batchv1.Job{}
-	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobName}, job)).To(Succeed())
-	g.Expect(cluster.Client.Patch(ctx, job, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":false}}`)))).To(Succeed())
+	g.Expect(kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobName}, job)).To(Succeed())
+	g.Expect(kube.Patch(ctx, job, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":false}}`)))).To(Succeed())
 	waitReady(g, obj, "rev-1")
 	t.Logf("Ready %s after the SIGKILL", time.Since(killed).Round(10*time.Millisecond))
 
 	g.Expect(jobs.total()).To(Equal(1), "Jobs: %v", jobs.names())
 	g.Expect(obj.Status.Migrations).To(HaveLen(1))
 	now := &corev1.ConfigMap{}
-	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before"}, now)).To(Succeed())
+	g.Expect(kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before"}, now)).To(Succeed())
 	g.Expect(now.UID).To(Equal(before.UID))
-	g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "after"}, now)).To(Succeed())
+	g.Expect(kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "after"}, now)).To(Succeed())
 	g.Expect(b.running()).To(BeTrue(), fmt.Sprintf("replica b ended (%d starts)", b.starts))
 }

@@ -34,7 +34,7 @@ type files map[string]string
 func newNamespace(t *testing.T) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testenv.RandomName("faults")}}
-	if err := cluster.Client.Create(context.Background(), ns); err != nil {
+	if err := kube.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
 	return ns.Name
@@ -51,7 +51,7 @@ type gitRepo struct {
 func newGitRepo(t *testing.T, ns, revision string, content files) *gitRepo {
 	t.Helper()
 	r := &gitRepo{t: t, ns: ns}
-	src, err := testenv.CreateSource(context.Background(), cluster.Client, stagesetv1.GitRepositoryKind, ns, "repo", r.artifact(revision, content))
+	src, err := testenv.CreateSource(context.Background(), kube, stagesetv1.GitRepositoryKind, ns, "repo", r.artifact(revision, content))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func (r *gitRepo) artifact(revision string, content files) *meta.Artifact {
 
 func (r *gitRepo) publish(revision string, content files) {
 	r.t.Helper()
-	if err := testenv.SetArtifact(context.Background(), cluster.Client, r.src, r.artifact(revision, content)); err != nil {
+	if err := testenv.SetArtifact(context.Background(), kube, r.src, r.artifact(revision, content)); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -93,7 +93,7 @@ func newStageSet(ns string, stages ...stagesetv1.Stage) *stagesetv1.StageSet {
 func stage(name string) stagesetv1.Stage { return stagesetv1.Stage{Name: name, Path: "./" + name} }
 
 func get(g Gomega, obj client.Object) {
-	g.Expect(cluster.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+	g.Expect(kube.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
 }
 
 func readyOf(obj *stagesetv1.StageSet) string { return testenv.ReadyReason(obj) }

@@ -101,7 +101,7 @@ func TestLoadWithChangingSources(t *testing.T) {
 			tenants[i] = &tenant{ns: ns, repo: newGitRepo(t, ns, "r0", content(i, 0))}
 			obj := newStageSet(ns, stage("app"))
 			obj.Labels = map[string]string{testLabel: "load"}
-			return cluster.Client.Create(ctx, obj)
+			return kube.Create(ctx, obj)
 		})
 	}
 	g.Expect(eg.Wait()).To(Succeed())

@@ -21,6 +21,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/stageset/stageset-controller/internal/localcluster"
@@ -31,8 +32,11 @@ import (
 var (
 	cluster   *localcluster.Cluster
 	artifacts *testenv.ArtifactServer
-	// restConfig is the admin identity, for watches.
+	// restConfig is the admin identity, for watches; kube its client. Both
+	// without client-side throttling: the load test creates thousands of
+	// objects and moves sources as fast as source-controller would.
 	restConfig *rest.Config
+	kube       client.Client
 	// controllerBinary is the controller built from this checkout.
 	controllerBinary string
 	// work holds the binary and the logs.
@@ -77,6 +81,11 @@ func run(m *testing.M) int {
 	}
 	defer cluster.Stop()
 	if restConfig, err = clientcmd.BuildConfigFromFlags("", cluster.KubeconfigPath); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	restConfig.QPS = -1
+	if kube, err = client.New(restConfig, client.Options{Scheme: scheme.New()}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -147,7 +147,7 @@ func TestRolloutsThroughFaultyConnections(t *testing.T) {
 	c.start()
 	obj := newStageSet(ns, stage("s1"), stage("s2"), stage("s3"))
 	obj.Labels = map[string]string{testLabel: "network"}
-	g.Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
+	g.Expect(kube.Create(ctx, obj)).To(Succeed())
 
 	for i, rev := range []string{"rev-1", "rev-2"} {
 		if i == 1 {
@@ -202,7 +202,7 @@ func TestRolloutsThroughFaultyConnections(t *testing.T) {
 	// What the last rollout applied is there.
 	for _, s := range []string{"s1", "s2", "s3"} {
 		cm := &corev1.ConfigMap{}
-		g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: s + "-config"}, cm)).To(Succeed())
+		g.Expect(kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: s + "-config"}, cm)).To(Succeed())
 		g.Expect(cm.Data).To(HaveKeyWithValue("v", "v2"))
 	}
 }
@@ -211,7 +211,7 @@ func TestRolloutsThroughFaultyConnections(t *testing.T) {
 // does.
 func requestReconcile(ctx context.Context, obj client.Object, token string) error {
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, meta.ReconcileRequestAnnotation, token)
-	return cluster.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
+	return kube.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
 }
 
 func byGoroutines(a, b processSample) int { return a.goroutines - b.goroutines }

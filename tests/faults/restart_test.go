@@ -30,7 +30,7 @@ func TestRolloutSurvivesAnAPIServerRestart(t *testing.T) {
 	c.start()
 	obj := newStageSet(ns, stage("s1"), stage("s2"), stage("s3"))
 	obj.Labels = map[string]string{testLabel: "restart"}
-	g.Expect(cluster.Client.Create(ctx, obj)).To(Succeed())
+	g.Expect(kube.Create(ctx, obj)).To(Succeed())
 
 	g.Eventually(func() string { return progress(g, obj) }, timeout, 50*time.Millisecond).Should(ContainSubstring("s1=Ready"))
 	t.Logf("restarting kube-apiserver at: %s", progress(g, obj))
@@ -45,7 +45,7 @@ func TestRolloutSurvivesAnAPIServerRestart(t *testing.T) {
 
 	waitReady(g, obj, "rev-1")
 	for _, s := range []string{"s1", "s2", "s3"} {
-		g.Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: s + "-config"}, &corev1.ConfigMap{})).To(Succeed())
+		g.Expect(kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: s + "-config"}, &corev1.ConfigMap{})).To(Succeed())
 	}
 	g.Expect(c.running()).To(BeTrue())
 	g.Expect(c.starts).To(Equal(1))
