@@ -8,16 +8,12 @@ import (
 	"testing"
 )
 
-// Every test docs/security.md names as the proof of a line of the trust
-// model exists: a renamed or removed test leaves no claim unproved.
-func TestSecurityDocNamesExistingTests(t *testing.T) {
-	doc, err := os.ReadFile("docs/security.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+// Every test docs/security.md and docs/reliability.md name as the proof of
+// a claim exists: a renamed or removed test leaves no claim unproved.
+func TestDocsNameExistingTests(t *testing.T) {
 	defined := map[string]bool{}
-	funcs := regexp.MustCompile(`(?m)^func (Test\w+)\(`)
-	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+	funcs := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz)\w+)\(`)
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
 			return err
 		}
@@ -33,13 +29,19 @@ func TestSecurityDocNamesExistingTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	named := regexp.MustCompile("`(Test\\w+)`").FindAllStringSubmatch(string(doc), -1)
-	if len(named) < 10 {
-		t.Fatalf("docs/security.md names only %d tests", len(named))
-	}
-	for _, m := range named {
-		if !defined[m[1]] {
-			t.Errorf("docs/security.md names %s, which no test file defines", m[1])
+	for _, name := range []string{"docs/security.md", "docs/reliability.md"} {
+		doc, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := regexp.MustCompile("`((?:Test|Fuzz)\\w+)`").FindAllStringSubmatch(string(doc), -1)
+		if len(named) < 10 {
+			t.Fatalf("%s names only %d tests", name, len(named))
+		}
+		for _, m := range named {
+			if !defined[m[1]] {
+				t.Errorf("%s names %s, which no test file defines", name, m[1])
+			}
 		}
 	}
 }
