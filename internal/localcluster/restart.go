@@ -37,6 +37,11 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, out io.Writer) (time.Dur
 	if err != nil {
 		return 0, err
 	}
+	// The start time tells this process from a later one given its PID.
+	started, ok := processStart(pid)
+	if !ok {
+		return 0, errors.New("kube-apiserver ended before it was stopped")
+	}
 	stopped := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return 0, fmt.Errorf("stopping kube-apiserver: %w", err)
@@ -44,12 +49,19 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, out io.Writer) (time.Dur
 	// envtest started it: its exit is not ours to wait for, but its
 	// port must be free before the new one binds it. It drains its
 	// requests first; after 10 s it is killed, as a kubelet would.
-	for deadline, killed := time.Now().Add(10*time.Second), false; processAlive(pid); {
+	for deadline, killed := time.Now().Add(10*time.Second), false; ; {
+		if now, ok := processStart(pid); !ok || now != started {
+			break
+		}
 		if !killed && time.Now().After(deadline) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			killed = true
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("kube-apiserver did not stop: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -99,13 +111,23 @@ func findProcess(binary, arg string) (int, []string, error) {
 	return 0, nil, fmt.Errorf("no process of %s with %s", binary, arg)
 }
 
-// processAlive tells whether pid runs (a zombie does not).
-func processAlive(pid int) bool {
+// processStart returns the start time of process pid (field 22 of its
+// stat, in clock ticks since boot); ok is false when it does not run (a
+// zombie does not).
+func processStart(pid int) (start string, ok bool) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return "", false
 	}
-	// The state follows the command name in parentheses.
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is the first, the start time the 20th.
 	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+	if i < 0 {
+		return "", false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 || fields[0] == "Z" {
+		return "", false
+	}
+	return fields[19], true
 }

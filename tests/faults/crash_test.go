@@ -12,6 +12,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -87,8 +88,9 @@ func crashStageSet(ns string) *stagesetv1.StageSet {
 // The first rollout is killed at the four points where a lost step would
 // run a Job twice; then FAULTS_KILLS times (default 4, `make reliability`
 // 24) at random, a new revision published whenever the last is Ready, so
-// that every kill lands in a rollout; FAULTS_SEED replays the draws (it is
-// logged).
+// that kills keep landing in rollouts (the log says where each landed: one
+// a revision lands right as it became Ready); FAULTS_SEED replays the
+// draws (it is logged).
 func TestCrashConsistency(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -185,6 +187,11 @@ func TestCrashConsistency(t *testing.T) {
 		}
 	}
 	g.Expect(labelled).To(Equal([]string{"forged"}))
+	deployments := &appsv1.DeploymentList{}
+	g.Expect(kube.List(ctx, deployments, client.InNamespace(ns), client.MatchingLabels{stagesetv1.NameLabel: "app"})).To(Succeed())
+	for _, d := range deployments.Items {
+		g.Expect(owner).To(HaveKey(ns+"_"+d.Name+"_apps_Deployment"), "Deployment %s outside the inventories", d.Name)
+	}
 	for _, obj := range []client.Object{bystander, forged} {
 		g.Expect(kube.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed(), "outside the inventory: %s", obj.GetName())
 	}

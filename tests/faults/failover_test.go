@@ -15,9 +15,23 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	stagesetcontroller "github.com/stageset/stageset-controller/internal/controller"
 	"github.com/stageset/stageset-controller/internal/migration"
 )
+
+// eventCount is how many times an Event of reason was recorded in ns.
+func eventCount(g Gomega, ns, reason string) int32 {
+	var events corev1.EventList
+	g.Expect(kube.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
+	var n int32
+	for _, e := range events.Items {
+		if e.Reason == reason {
+			n += max(e.Count, 1)
+		}
+	}
+	return n
+}
 
 // testLabel selects the StageSets of one test: each test runs its own
 // controllers, as a shard of their own (--watch-label-selector).
@@ -40,10 +54,11 @@ func leaseHolder(g Gomega, selector string) string {
 // TestLeaderFailoverInTheMiddleOfAMigration runs two replicas with leader
 // election and kills the leader (SIGKILL: its lease is not released) while
 // the migration it started is still running. The other replica takes the
-// lease, waits on the same Job instead of starting another, and finishes
-// the rollout; the objects applied before the failover are not applied
-// anew (same UID). The failover time (kill → new holder of the lease) is
-// logged: with a 4 s lease it is 4–6 s.
+// lease, reaches the migration (its own MigrationStarted event), waits on
+// the same Job, still suspended, instead of starting another, and finishes
+// the rollout once the Job runs; the objects applied before the failover
+// are not recreated (same UID). The failover time (kill → new holder of the
+// lease) is logged: with an 8 s lease it is 8–10 s.
 func TestLeaderFailoverInTheMiddleOfAMigration(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -59,7 +74,7 @@ func TestLeaderFailoverInTheMiddleOfAMigration(t *testing.T) {
 	})
 
 	args := []string{"--watch-label-selector=" + selector, "--enable-leader-election",
-		"--leader-election-lease-duration=4s", "--leader-election-renew-deadline=3s", "--leader-election-retry-period=500ms"}
+		"--leader-election-lease-duration=8s", "--leader-election-renew-deadline=6s", "--leader-election-retry-period=1s"}
 	env := []string{"RUNTIME_NAMESPACE=kube-system"}
 	a := newController(t, "replica-a", env, args...)
 	b := newController(t, "replica-b", env, args...)
@@ -76,17 +91,21 @@ func TestLeaderFailoverInTheMiddleOfAMigration(t *testing.T) {
 	before := &corev1.ConfigMap{}
 	g.Expect(kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before"}, before)).To(Succeed())
 
+	g.Expect(a.running() && leaseHolder(g, selector) == leader).To(BeTrue(), "replica a is not the leader any more")
 	a.kill()
 	killed := time.Now()
 	g.Eventually(func() string { return leaseHolder(g, selector) }, timeout, 50*time.Millisecond).ShouldNot(Or(Equal(leader), BeEmpty()))
 	failover := time.Since(killed)
 	t.Logf("failover: %s from SIGKILL to the new leader", failover.Round(10*time.Millisecond))
 
-	// Give the new leader time to reach the migration, then let it run.
-	g.Eventually(func() string { return progress(g, obj) }, timeout, poll).Should(ContainSubstring("s2=Migrating"))
-	time.Sleep(2 * time.Second)
+	// The new leader reaches the migration (its own MigrationStarted
+	// event) and waits on the Job, still suspended; then it may run.
+	g.Eventually(func() int32 { return eventCount(g, ns, stagesetv1.MigrationStartedReason) }, timeout, poll).Should(BeNumerically(">=", 2))
+	t.Logf("the new leader waits on the migration %s after the SIGKILL", time.Since(killed).Round(10*time.Millisecond))
 	job := &batchv1.Job{}
 	g.Expect(kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobName}, job)).To(Succeed())
+	g.Expect(job.Spec.Suspend).To(HaveValue(BeTrue()))
+	g.Expect(job.Status.CompletionTime).To(BeNil())
 	g.Expect(kube.Patch(ctx, job, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":false}}`)))).To(Succeed())
 	waitReady(g, obj, "rev-1")
 	t.Logf("Ready %s after the SIGKILL", time.Since(killed).Round(10*time.Millisecond))

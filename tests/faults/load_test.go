@@ -14,6 +14,11 @@ import (
 
 	. "github.com/onsi/gomega"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
 // scrape reads the controller's metrics: every series by its name and
@@ -70,7 +75,7 @@ func sum(metrics map[string]float64, prefix string, matches ...string) float64 {
 // FAULTS_LOAD_SECONDS (20 s / 300 s). Then the publishing stops and every
 // StageSet must end Ready at its source's last revision (no lost update),
 // the work queue must drain, no reconcile may have returned an error to
-// the queue, and the controller's goroutines and resident memory must be
+// the queue or ended with any reason but Succeeded (or Progressing), and the controller's goroutines and resident memory must be
 // flat (median of the last third of samples within 25 goroutines and 25%
 // of the first third's).
 func TestLoadWithChangingSources(t *testing.T) {
@@ -89,7 +94,7 @@ func TestLoadWithChangingSources(t *testing.T) {
 	// One namespace per StageSet, as tenants have; created up front.
 	type tenant struct {
 		ns   string
-		repo *gitRepo
+		src  testenv.Source
 		last int
 	}
 	tenants := make([]*tenant, n)
@@ -97,9 +102,22 @@ func TestLoadWithChangingSources(t *testing.T) {
 	eg.SetLimit(8)
 	for i := range tenants {
 		eg.Go(func() error {
-			ns := newNamespace(t)
-			tenants[i] = &tenant{ns: ns, repo: newGitRepo(t, ns, "r0", content(i, 0))}
-			obj := newStageSet(ns, stage("app"))
+			// No t.Fatal here: it may only be called from the test's
+			// goroutine.
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testenv.RandomName("faults")}}
+			if err := kube.Create(ctx, ns); err != nil {
+				return err
+			}
+			artifact, err := artifacts.Publish(fmt.Sprintf("%s/r0.tar.gz", ns.Name), "r0", content(i, 0))
+			if err != nil {
+				return err
+			}
+			src, err := testenv.CreateSource(ctx, kube, stagesetv1.GitRepositoryKind, ns.Name, "repo", artifact)
+			if err != nil {
+				return err
+			}
+			tenants[i] = &tenant{ns: ns.Name, src: src}
+			obj := newStageSet(ns.Name, stage("app"))
 			obj.Labels = map[string]string{testLabel: "load"}
 			return kube.Create(ctx, obj)
 		})
@@ -120,8 +138,12 @@ func TestLoadWithChangingSources(t *testing.T) {
 			tn := tenants[i]
 			tn.last = round
 			eg.Go(func() error {
-				tn.repo.publish(fmt.Sprintf("r%d", round), content(i, round))
-				return nil
+				rev := fmt.Sprintf("r%d", round)
+				artifact, err := artifacts.Publish(fmt.Sprintf("%s/%s.tar.gz", tn.ns, rev), rev, content(i, round))
+				if err != nil {
+					return err
+				}
+				return testenv.SetArtifact(ctx, kube, tn.src, artifact)
 			})
 		}
 		g.Expect(eg.Wait()).To(Succeed())
@@ -151,6 +173,15 @@ func TestLoadWithChangingSources(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	errors := sum(m, "controller_runtime_reconcile_errors_total", `controller="stageset"`)
 	runs := sum(m, "controller_runtime_reconcile_total", `controller="stageset"`)
+	// A run that fails (a stage, an artifact) returns no error to the
+	// queue: it ends with its Ready reason.
+	failed := map[string]float64{}
+	for k, v := range m {
+		if strings.HasPrefix(k, "stageset_reconcile_total{") && v > 0 &&
+			!strings.Contains(k, `reason="Succeeded"`) && !strings.Contains(k, `reason="Progressing"`) {
+			failed[k] = v
+		}
+	}
 
 	third := len(samples) / 3
 	g.Expect(third).To(BeNumerically(">", 0), "too few samples")
@@ -158,6 +189,7 @@ func TestLoadWithChangingSources(t *testing.T) {
 	t.Logf("%d reconciles, %d returned an error; all Ready at their last revision %s after the last publication; goroutines %d → %d, RSS %.1f → %.1f MiB (%d samples)",
 		int(runs), int(errors), settled.Round(100*time.Millisecond), first.goroutines, last.goroutines, first.rss, last.rss, len(samples))
 	g.Expect(errors).To(BeZero(), "reconciles returned errors")
+	g.Expect(failed).To(BeEmpty(), "runs that ended with another reason than Succeeded")
 	g.Expect(last.goroutines).To(BeNumerically("<=", first.goroutines+25), "goroutines grew")
 	g.Expect(last.rss).To(BeNumerically("<=", first.rss*1.25), "resident memory grew")
 }
