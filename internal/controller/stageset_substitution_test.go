@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -90,4 +92,29 @@ func TestMissingSubstituteFromIsPickedUpWhenCreated(t *testing.T) {
 	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vars"}, Data: map[string]string{"greeting": "hello"}})
 	eventuallyReason(t, g, obj, "True/Succeeded")
 	g.Expect(appData(g, ns)()).To(HaveKeyWithValue("greeting", "hello"))
+}
+
+// substituteFrom names no namespace: a tenant's StageSet reads only its own
+// namespace's ConfigMaps and Secrets. With "vars" and "creds" only in
+// another tenant's namespace, the build fails naming the missing object and
+// nothing of the other tenant's values is applied; once the tenant has its
+// own, those are used, never the other's.
+func TestSubstituteFromReadsOnlyTheStageSetsNamespace(t *testing.T) {
+	g := NewWithT(t)
+	tenantA, tenantB := env.NewNamespace(t), env.NewNamespace(t)
+	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: tenantB, Name: "vars"}, Data: map[string]string{"greeting": "from-b"}})
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenantB, Name: "creds"}, StringData: map[string]string{"user": "b-admin"}})
+
+	obj := substitutingStageSet(t, tenantA)
+	eventuallyReason(t, g, obj, "False/"+stagesetv1.BuildFailedReason)
+	get(g, obj)
+	message := conditions.GetMessage(obj, meta.ReadyCondition)
+	g.Expect(message).To(ContainSubstring("substituteFrom ConfigMap " + tenantA + "/vars not found"))
+	g.Expect(message).NotTo(ContainSubstring("from-b"))
+	g.Expect(appData(g, tenantA)()).To(BeNil())
+
+	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: tenantA, Name: "vars"}, Data: map[string]string{"greeting": "from-a"}})
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenantA, Name: "creds"}, StringData: map[string]string{"user": "a-admin"}})
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	g.Expect(appData(g, tenantA)()).To(Equal(map[string]string{"greeting": "from-a", "user": "a-admin"}))
 }
