@@ -104,3 +104,44 @@ func setStatusArtifact(src Source, artifact *meta.Artifact) {
 		s.Status.Artifact = artifact
 	}
 }
+
+// Repo is a source whose artifacts a test publishes from the artifact
+// server, as source-controller would: each revision is a tarball of files
+// and the source's status names it.
+type Repo struct {
+	client    client.Client
+	artifacts *ArtifactServer
+	kind      string
+	source    Source
+}
+
+// NewRepo creates the source kind namespace/name through c with the files
+// at revision as its artifact.
+func NewRepo(ctx context.Context, c client.Client, artifacts *ArtifactServer, kind, namespace, name, revision string, files map[string]string) (*Repo, error) {
+	r := &Repo{client: c, artifacts: artifacts, kind: kind}
+	artifact, err := r.artifact(namespace, name, revision, files)
+	if err != nil {
+		return nil, err
+	}
+	if r.source, err = CreateSource(ctx, c, kind, namespace, name, artifact); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Publish makes revision, with files, the source's artifact.
+func (r *Repo) Publish(ctx context.Context, revision string, files map[string]string) error {
+	artifact, err := r.artifact(r.source.GetNamespace(), r.source.GetName(), revision, files)
+	if err != nil {
+		return err
+	}
+	// The latest source, whose status is then replaced.
+	if err := r.client.Get(ctx, client.ObjectKeyFromObject(r.source), r.source); err != nil {
+		return err
+	}
+	return SetArtifact(ctx, r.client, r.source, artifact)
+}
+
+func (r *Repo) artifact(namespace, name, revision string, files map[string]string) (*meta.Artifact, error) {
+	return r.artifacts.Publish(fmt.Sprintf("%s/%s/%s/%s.tar.gz", r.kind, namespace, name, revision), revision, files)
+}

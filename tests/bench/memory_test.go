@@ -60,11 +60,9 @@ func measureMemory(b *testing.B) *memoryFigures {
 	dir := b.TempDir()
 	binary := os.Getenv("STAGESET_BENCH_BINARY")
 	if binary == "" {
-		binary = filepath.Join(dir, "stageset-controller")
-		build := exec.Command("go", "build", "-o", binary, ".")
-		build.Dir = testenv.RepoRoot()
-		if out, err := build.CombinedOutput(); err != nil {
-			b.Fatalf("building the controller: %v\n%s", err, out)
+		var err error
+		if binary, err = testenv.BuildController(dir); err != nil {
+			b.Fatal(err)
 		}
 	}
 	args := strings.Fields(os.Getenv("STAGESET_BENCH_ARGS"))

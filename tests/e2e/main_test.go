@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -41,11 +40,8 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(work)
 
 	// The binary under test, built from this checkout.
-	controllerBinary = filepath.Join(work, "stageset-controller")
-	build := exec.Command("go", "build", "-o", controllerBinary, ".")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building the controller:", err)
+	if controllerBinary, err = testenv.BuildController(work); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 

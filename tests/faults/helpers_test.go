@@ -2,7 +2,8 @@ package faults
 
 import (
 	"context"
-	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,37 +41,25 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// gitRepo is a GitRepository whose artifacts the test publishes, as
-// source-controller would.
+// gitRepo is the GitRepository ns/repo, whose artifacts the test
+// publishes as source-controller would.
 type gitRepo struct {
-	t   *testing.T
-	ns  string
-	src testenv.Source
+	t    *testing.T
+	repo *testenv.Repo
 }
 
 func newGitRepo(t *testing.T, ns, revision string, content files) *gitRepo {
 	t.Helper()
-	r := &gitRepo{t: t, ns: ns}
-	src, err := testenv.CreateSource(context.Background(), kube, stagesetv1.GitRepositoryKind, ns, "repo", r.artifact(revision, content))
+	repo, err := testenv.NewRepo(context.Background(), kube, artifacts, stagesetv1.GitRepositoryKind, ns, "repo", revision, content)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.src = src
-	return r
-}
-
-func (r *gitRepo) artifact(revision string, content files) *meta.Artifact {
-	r.t.Helper()
-	a, err := artifacts.Publish(fmt.Sprintf("%s/%s.tar.gz", r.ns, revision), revision, content)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return a
+	return &gitRepo{t: t, repo: repo}
 }
 
 func (r *gitRepo) publish(revision string, content files) {
 	r.t.Helper()
-	if err := testenv.SetArtifact(context.Background(), kube, r.src, r.artifact(revision, content)); err != nil {
+	if err := r.repo.Publish(context.Background(), revision, content); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -189,5 +178,5 @@ func (j *jobWatch) total() int { return j.createdWithPrefix("") }
 func (j *jobWatch) names() []string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return sortedKeys(j.uids)
+	return slices.Sorted(maps.Keys(j.uids))
 }

@@ -1,14 +1,10 @@
 package faults
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,54 +16,6 @@ import (
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/testenv"
 )
-
-// scrape reads the controller's metrics: every series by its name and
-// labels as exposed (`name{labels}`).
-func scrape(metricsAddr string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	scanner := bufio.NewScanner(resp.Body)
-	scanner.Buffer(make([]byte, 1<<20), 1<<20)
-	for scanner.Scan() {
-		line := scanner.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[line[:i]] = v
-	}
-	return out, scanner.Err()
-}
-
-// sum adds the series whose key starts with prefix and contains every one
-// of the label matches.
-func sum(metrics map[string]float64, prefix string, matches ...string) float64 {
-	var total float64
-	for k, v := range metrics {
-		if !strings.HasPrefix(k, prefix) {
-			continue
-		}
-		all := true
-		for _, m := range matches {
-			all = all && strings.Contains(k, m)
-		}
-		if all {
-			total += v
-		}
-	}
-	return total
-}
 
 // TestLoadWithChangingSources runs FAULTS_LOAD_STAGESETS StageSets (20 in
 // `make test`, 500 in `make reliability`), each over a source of its own,
@@ -94,7 +42,7 @@ func TestLoadWithChangingSources(t *testing.T) {
 	// One namespace per StageSet, as tenants have; created up front.
 	type tenant struct {
 		ns   string
-		src  testenv.Source
+		repo *testenv.Repo
 		last int
 	}
 	tenants := make([]*tenant, n)
@@ -108,15 +56,11 @@ func TestLoadWithChangingSources(t *testing.T) {
 			if err := kube.Create(ctx, ns); err != nil {
 				return err
 			}
-			artifact, err := artifacts.Publish(fmt.Sprintf("%s/r0.tar.gz", ns.Name), "r0", content(i, 0))
+			repo, err := testenv.NewRepo(ctx, kube, artifacts, stagesetv1.GitRepositoryKind, ns.Name, "repo", "r0", content(i, 0))
 			if err != nil {
 				return err
 			}
-			src, err := testenv.CreateSource(ctx, kube, stagesetv1.GitRepositoryKind, ns.Name, "repo", artifact)
-			if err != nil {
-				return err
-			}
-			tenants[i] = &tenant{ns: ns.Name, src: src}
+			tenants[i] = &tenant{ns: ns.Name, repo: repo}
 			obj := newStageSet(ns.Name, stage("app"))
 			obj.Labels = map[string]string{testLabel: "load"}
 			return kube.Create(ctx, obj)
@@ -131,26 +75,16 @@ func TestLoadWithChangingSources(t *testing.T) {
 	start := time.Now()
 
 	var samples []processSample
-	var mu sync.Mutex
 	for round := 1; time.Since(start) < duration; round++ {
 		time.Sleep(2 * time.Second)
 		for _, i := range rnd.Perm(n)[:max(1, n/10)] {
 			tn := tenants[i]
 			tn.last = round
-			eg.Go(func() error {
-				rev := fmt.Sprintf("r%d", round)
-				artifact, err := artifacts.Publish(fmt.Sprintf("%s/%s.tar.gz", tn.ns, rev), rev, content(i, round))
-				if err != nil {
-					return err
-				}
-				return testenv.SetArtifact(ctx, kube, tn.src, artifact)
-			})
+			eg.Go(func() error { return tn.repo.Publish(ctx, fmt.Sprintf("r%d", round), content(i, round)) })
 		}
 		g.Expect(eg.Wait()).To(Succeed())
-		if m, err := scrape(metricsAddr); err == nil {
-			mu.Lock()
-			samples = append(samples, processSample{goroutines: int(m["go_goroutines"]), rss: m["process_resident_memory_bytes"] / (1 << 20)})
-			mu.Unlock()
+		if s, err := sampleProcess(metricsAddr); err == nil {
+			samples = append(samples, s)
 		}
 	}
 	published := time.Now()

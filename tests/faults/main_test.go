@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -39,8 +38,6 @@ var (
 	kube       client.Client
 	// controllerBinary is the controller built from this checkout.
 	controllerBinary string
-	// work holds the binary and the logs.
-	work string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -49,18 +46,16 @@ func run(m *testing.M) int {
 	// The admin client's library logs nothing the tests read.
 	ctrllog.SetLogger(logr.Discard())
 	root := testenv.RepoRoot()
-	var err error
-	if work, err = os.MkdirTemp("", "stageset-faults-"); err != nil {
+	// work holds the binary and the control plane's log.
+	work, err := os.MkdirTemp("", "stageset-faults-")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(work)
 
-	controllerBinary = filepath.Join(work, "stageset-controller")
-	build := exec.Command("go", "build", "-o", controllerBinary, ".")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: building the controller:", err)
+	if controllerBinary, err = testenv.BuildController(work); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
 		return 1
 	}
 	logs, err := os.Create(filepath.Join(work, "cluster.log"))

@@ -13,25 +13,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
-	"github.com/stageset/stageset-controller/internal/testenv"
 )
 
 // runLabel scopes a controller process to the StageSets of one repetition
 // (--watch-label-selector), so that a fresh process does not take up the
 // StageSets earlier repetitions left in the API server.
 const runLabel = "bench.stageset.io/run"
-
-// buildController builds the controller binary of this checkout into dir.
-func buildController(dir string) (string, error) {
-	bin := filepath.Join(dir, "stageset-controller")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = testenv.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the controller: %w\n%s", err, out)
-	}
-	return bin, nil
-}
 
 // controllerProcess is one controller process, talking to the API server
 // through its own counting proxy.

@@ -149,7 +149,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	build := make(chan built, 1)
 	go func() {
-		bin, err := buildController(dir)
+		bin, err := testenv.BuildController(dir)
 		build <- built{bin, err}
 	}()
 	env, err := testenv.Start()
