@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,13 +62,9 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, out io.Writer) (time.Dur
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := c.startProcess(args[0], "make testbin", out, args[1:]...); err != nil {
 		return 0, fmt.Errorf("starting kube-apiserver again: %w", err)
 	}
-	c.procs = append(c.procs, cmd)
 	for {
 		if err := c.Client.Get(ctx, client.ObjectKey{Name: "default"}, &corev1.Namespace{}); err == nil {
 			return time.Since(stopped), nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -255,14 +254,4 @@ spec:
       restartPolicy: Never
       containers: [{name: main, image: "job:1"}]
 `, name)
-}
-
-// sortedKeys is for messages.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

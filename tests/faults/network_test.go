@@ -1,17 +1,13 @@
 package faults
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -65,44 +61,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// processSample is what the controller's metrics say of its process.
-type processSample struct {
-	goroutines int
-	rss        float64 // MiB
-}
-
-func sampleProcess(metricsAddr string) (processSample, error) {
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		return processSample{}, err
-	}
-	defer resp.Body.Close()
-	var s processSample
-	scanner := bufio.NewScanner(resp.Body)
-	scanner.Buffer(make([]byte, 1<<20), 1<<20)
-	for scanner.Scan() {
-		name, value, ok := strings.Cut(scanner.Text(), " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "go_goroutines":
-			n, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				return s, err
-			}
-			s.goroutines = int(n)
-		case "process_resident_memory_bytes":
-			n, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				return s, err
-			}
-			s.rss = n / (1 << 20)
-		}
-	}
-	return s, scanner.Err()
 }
 
 // TestRolloutsThroughFaultyConnections runs the controller through a proxy
@@ -221,28 +179,4 @@ func TestRolloutsThroughFaultyConnections(t *testing.T) {
 func requestReconcile(ctx context.Context, obj client.Object, token string) error {
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, meta.ReconcileRequestAnnotation, token)
 	return kube.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
-}
-
-func byGoroutines(a, b processSample) int { return a.goroutines - b.goroutines }
-
-func byRSS(a, b processSample) int {
-	switch {
-	case a.rss < b.rss:
-		return -1
-	case a.rss > b.rss:
-		return 1
-	}
-	return 0
-}
-
-// summarize is the median of each figure.
-func summarize(samples []processSample) processSample {
-	g := make([]int, len(samples))
-	r := make([]float64, len(samples))
-	for i, s := range samples {
-		g[i], r[i] = s.goroutines, s.rss
-	}
-	slices.Sort(g)
-	slices.Sort(r)
-	return processSample{goroutines: g[len(g)/2], rss: r[len(r)/2]}
 }
