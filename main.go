@@ -190,6 +190,7 @@ func run(ctx context.Context, restConfig *rest.Config, opts *options) error {
 		Integrity:                 key,
 		AllowedActionHosts:        opts.allowedActionHosts,
 		NoCrossNamespaceRefs:      opts.aclOptions.NoCrossNamespaceRefs,
+		MaxObjectsPerStage:        opts.maxObjectsPerStage,
 		Migrations:                &migration.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: key},
 		EventRecorder:             eventRecorder,
 		Metrics:                   metrics.Default(),

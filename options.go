@@ -18,6 +18,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/logger"
 
+	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/integrity"
 	"github.com/stageset/stageset-controller/internal/source"
 )
@@ -38,6 +39,7 @@ type options struct {
 	allowedActionHosts    []string
 	httpRetry             int
 	integrityKeySecret    string
+	maxObjectsPerStage    int
 
 	// Admission webhook.
 	enableWebhook          bool
@@ -89,6 +91,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.defaultServiceAccount, "default-service-account", "", "The service account impersonated for StageSets that name none; set it to enforce impersonation in multi-tenant clusters.")
 	fs.StringVar(&o.runbookBaseURL, "runbook-base-url", "", "The base URL of the runbooks linked from Ready messages of actionable reasons; empty adds no link.")
 	fs.StringVar(&o.integrityKeySecret, "integrity-key-secret", integrity.DefaultSecretName, "The Secret holding the key that authenticates snapshots and migration ledgers, created when missing: <name> in $RUNTIME_NAMESPACE, or <namespace>/<name>.")
+	fs.IntVar(&o.maxObjectsPerStage, "max-objects-per-stage", build.DefaultMaxObjects, "The most objects the files of one stage (or of one job action) may hold; a larger stage fails with BuildFailed before kustomize assembles it, so that one tenant's build cannot hold the build lock for minutes. 0 sets no limit.")
 	fs.IntVar(&o.httpRetry, "http-retry", source.DefaultRetries, "The maximum number of retries when failing to fetch artifacts over HTTP; 0 disables retries.")
 	fs.StringSliceVar(&o.allowedActionHosts, "allowed-action-hosts", nil, "Globs of the hosts HTTP actions may call; when empty, only public addresses are. Link-local and cloud metadata addresses are always refused; loopback and private ones only when an entry names the host without wildcards or is an address pattern such as 10.0.*.")
 
@@ -130,6 +133,9 @@ func (o *options) validate() error {
 		if u, err := url.Parse(o.runbookBaseURL); err != nil || u.Scheme == "" || u.Host == "" || strings.ContainsAny(o.runbookBaseURL, " \t\n") {
 			errs = append(errs, fmt.Errorf("--runbook-base-url %q must be an absolute URL", o.runbookBaseURL))
 		}
+	}
+	if o.maxObjectsPerStage < 0 {
+		errs = append(errs, fmt.Errorf("--max-objects-per-stage must not be negative, got %d", o.maxObjectsPerStage))
 	}
 	if o.httpRetry < 0 {
 		errs = append(errs, fmt.Errorf("--http-retry must not be negative, got %d", o.httpRetry))

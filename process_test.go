@@ -318,3 +318,33 @@ func TestNoCrossNamespaceRefsFlag(t *testing.T) {
 	err := env.Client.Get(ctx, types.NamespacedName{Namespace: denied.Namespace, Name: "app"}, cm)
 	g.Expect(err).To(HaveOccurred(), "nothing applied")
 }
+
+// --max-objects-per-stage reaches the builds of the reconciler: a stage
+// over the limit fails BuildFailed with nothing applied, and the same stage
+// rolls out under the default.
+func TestMaxObjectsPerStageFlagLimitsTheBuild(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	publishRepo(t, ns, "rev-1", map[string]string{
+		"app/cm.yaml": appConfigMap("one"),
+		"app/more.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: three}\n",
+	})
+	obj := newStageSet(ns, stagesetv1.Stage{Name: "app", Path: "./app"})
+	g.Expect(env.Client.Create(ctx, obj)).To(Succeed())
+
+	stop := startController(t, "--max-objects-per-stage=2")
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("False/BuildFailed"))
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring(`stage path "./app" holds more than 2 objects`))
+	err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "app"}, &corev1.ConfigMap{})
+	g.Expect(err).To(HaveOccurred(), "nothing applied")
+	stop()
+
+	startController(t)
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+	patch := client.MergeFrom(obj.DeepCopy())
+	obj.Annotations = map[string]string{meta.ReconcileRequestAnnotation: "now"}
+	g.Expect(env.Client.Patch(ctx, obj, patch)).To(Succeed())
+	g.Eventually(readyOf(g, obj), testenv.Timeout, testenv.Poll).Should(Equal("True/Succeeded"))
+}

@@ -40,7 +40,8 @@ func Key(group, name string) string { return group + "/" + name }
 // BuildJobs builds the Jobs of a stage's job actions from their paths in the
 // stage's artifact (root), keyed by Key. Anything but a batch Job is refused:
 // a job action runs Jobs, never other objects with the StageSet's identity.
-func BuildJobs(root, targetNamespace string, stage stagesetv1.Stage) (map[string][]*unstructured.Unstructured, error) {
+// maxObjects limits the objects of each build as build.Input.MaxObjects does.
+func BuildJobs(root, targetNamespace string, stage stagesetv1.Stage, maxObjects int) (map[string][]*unstructured.Unstructured, error) {
 	if stage.Actions == nil {
 		return nil, nil
 	}
@@ -52,7 +53,7 @@ func BuildJobs(root, targetNamespace string, stage stagesetv1.Stage) (map[string
 			if a.Job == nil {
 				continue
 			}
-			objects, err := build.Build(build.Input{Root: root, Path: a.Job.Path, TargetNamespace: targetNamespace})
+			objects, err := build.Build(build.Input{Root: root, Path: a.Job.Path, TargetNamespace: targetNamespace, MaxObjects: maxObjects})
 			if err != nil {
 				return nil, fmt.Errorf("job action %q: %w", a.Name, err)
 			}

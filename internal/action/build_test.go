@@ -59,7 +59,7 @@ func TestBuildJobsKeysJobsByGroupAndAction(t *testing.T) {
 	for _, group := range []string{GroupPre, GroupPost, GroupOnFailure} {
 		stage := jobStage(group, "jobs")
 		g.Expect(HasJobs(stage)).To(BeTrue())
-		jobs, err := BuildJobs(root, "team-a", stage)
+		jobs, err := BuildJobs(root, "team-a", stage, 0)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(jobs).To(HaveKey(Key(group, "smoke")))
 		g.Expect(jobs[Key(group, "smoke")]).To(HaveLen(1))
@@ -76,7 +76,7 @@ func TestBuildJobsRefusesWhatIsNotAJob(t *testing.T) {
 		"jobs/smoke.yaml": smokeJob,
 		"jobs/role.yaml":  "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: escalate\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\n",
 	})
-	_, err := BuildJobs(root, "team-a", jobStage(GroupPost, "jobs"))
+	_, err := BuildJobs(root, "team-a", jobStage(GroupPost, "jobs"), 0)
 	g.Expect(err).To(MatchError(ContainSubstring(`job action "smoke": ClusterRoleBinding.rbac.authorization.k8s.io escalate is not a batch Job`)))
 }
 

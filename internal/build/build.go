@@ -46,6 +46,11 @@ type Input struct {
 	// LoadVariables). Nil disables substitution; an empty map still
 	// substitutes, so ${var:=default} takes its default.
 	Substitute map[string]string
+	// MaxObjects, when positive, fails the build of a stage whose files
+	// can yield more objects than this, before kustomize assembles them
+	// (see limitFS). It is not part of the Fingerprint: it is set once per
+	// process, and the cache does not outlive the process.
+	MaxObjects int
 }
 
 // buildMu serialises whole builds. fluxcd/pkg/kustomize already locks the
@@ -86,14 +91,17 @@ func Build(in Input) ([]*unstructured.Unstructured, error) {
 // namespace and patches. When the build fails only because of the patches,
 // the error says so, which is what a user needs to find the culprit.
 func kustomizeBuild(root, dir string, in Input) (resmap.ResMap, error) {
-	resMap, err := secureBuild(root, dir, in.TargetNamespace, in.Patches)
+	resMap, err := secureBuild(root, dir, in.TargetNamespace, in.Patches, in.MaxObjects)
 	if err == nil {
 		return resMap, nil
+	}
+	if errors.Is(err, errTooManyObjects) {
+		return nil, errorf("stage path %q holds more than %d objects, the limit per stage (--max-objects-per-stage): split it into several stages", in.Path, in.MaxObjects)
 	}
 	if len(in.Patches) > 0 {
 		// A second build only on the failure path: if the folder builds
 		// without the stage's patches, the patches are at fault.
-		if _, errUnpatched := secureBuild(root, dir, in.TargetNamespace, nil); errUnpatched == nil {
+		if _, errUnpatched := secureBuild(root, dir, in.TargetNamespace, nil, in.MaxObjects); errUnpatched == nil {
 			return nil, errorf("applying the patches of stage path %q failed: %w", in.Path, hideRoot(err, root, in.Root))
 		}
 	}
@@ -102,8 +110,9 @@ func kustomizeBuild(root, dir string, in Input) (resmap.ResMap, error) {
 
 // secureBuild generates or amends the kustomization of dir in memory and
 // builds it on a file system confined to root (no remote bases, no file
-// outside root, symlinks included).
-func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) (resmap.ResMap, error) {
+// outside root, symlinks included). With maxObjects > 0, a build whose
+// files hold more objects fails with errTooManyObjects.
+func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch, maxObjects int) (resmap.ResMap, error) {
 	spec, err := kustomizationSpec(targetNamespace, patches)
 	if err != nil {
 		return nil, err
@@ -122,7 +131,17 @@ func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch) (
 	if err := fs.WriteFile(kfile, manifest); err != nil {
 		return nil, fmt.Errorf("writing the kustomization in memory: %w", err)
 	}
-	return krustyRun(fs, dir)
+	if maxObjects <= 0 {
+		return krustyRun(fs, dir)
+	}
+	limited := &limitFS{FileSystem: fs, max: maxObjects}
+	resMap, err := krustyRun(limited, dir)
+	if limited.over {
+		// kustomize wraps the failed read in messages of its own: the
+		// limit is what the user needs to read.
+		return nil, errTooManyObjects
+	}
+	return resMap, err
 }
 
 // kustomizationSpec returns the spec fields of a Flux Kustomization that the

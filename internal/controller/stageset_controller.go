@@ -76,6 +76,11 @@ type StageSetReconciler struct {
 	// AllowedActionHosts are the --allowed-action-hosts globs of HTTP actions.
 	AllowedActionHosts []string
 
+	// MaxObjectsPerStage fails the build of a stage (or of a job action)
+	// whose files hold more objects than this; 0 sets no limit
+	// (--max-objects-per-stage).
+	MaxObjectsPerStage int
+
 	// NoCrossNamespaceRefs refuses dependsOn entries in another namespace
 	// (--no-cross-namespace-refs; Sources enforces it for sources).
 	NoCrossNamespaceRefs bool

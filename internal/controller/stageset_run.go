@@ -318,6 +318,7 @@ func (s *run) stages(ctx context.Context) ([]plannedStage, error) {
 			if input.Root, err = s.artifact(ctx, in.artifact); err != nil {
 				return nil, failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 			}
+			input.MaxObjects = s.r.MaxObjectsPerStage
 			if objects, err = build.Build(input); err != nil {
 				return nil, failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", stage.Name, err))
 			}
@@ -347,7 +348,7 @@ func (s *run) buildActionJobs(ctx context.Context) error {
 		if err != nil {
 			return failed(stagesetv1.ArtifactFailedReason, fmt.Errorf("stage %q: %w", in.stage.Name, err))
 		}
-		if s.plans[i].actionJobs, err = action.BuildJobs(root, in.input.TargetNamespace, in.stage); err != nil {
+		if s.plans[i].actionJobs, err = action.BuildJobs(root, in.input.TargetNamespace, in.stage, s.r.MaxObjectsPerStage); err != nil {
 			return failed(stagesetv1.BuildFailedReason, fmt.Errorf("stage %q: %w", in.stage.Name, err))
 		}
 	}

@@ -68,6 +68,7 @@ func setupReconciler(mgr ctrl.Manager) error {
 		Sources:            &source.Resolver{Reader: mgr.GetClient(), NoCrossNamespaceRefs: true},
 		Fetcher:            &source.Fetcher{},
 		Builds:             build.NewCache(1000, 64<<20),
+		MaxObjectsPerStage: build.DefaultMaxObjects,
 		Snapshots:          &snapshot.Store{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Key: integrityKey},
 		Integrity:          integrityKey,
 		AllowedActionHosts: []string{"127.0.0.1"},
