@@ -73,7 +73,9 @@ func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stages
 		objects, revision = build.CopyObjects(snap.Objects), snap.Revision
 	}
 	status := s.stageStatus(stage.Name)
-	restored := &stagesetv1.ResourceInventory{}
+	// An empty inventory, not a nil list: the CRD requires entries, and a
+	// status patch without them would fail the rollback for ever.
+	restored := apply.NewInventory(nil)
 	var changeSet *ssa.ChangeSet
 	if len(objects) > 0 {
 		cs, err := mgr.Apply(ctx, owner, objects, apply.ApplyOptions{Force: stage.Force, IgnoreRules: s.ignoreRules()})

@@ -100,6 +100,34 @@ func TestFirstRolloutFailureHasNothingToRollBackTo(t *testing.T) {
 	eventuallyReason(t, g, obj, "False/StageFailed")
 }
 
+// A stage that the failed rollout added has nothing in the snapshot: the
+// rollback deletes what it applied and records an empty inventory (a nil
+// list of entries was refused by the API server, so the rollback was
+// retried for ever instead of ending RolledBack).
+func TestRollbackOfAnAddedStageLeavesItEmpty(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"a/cm.yaml": configMap("a", "v", "1"),
+		"b/cm.yaml": configMap("gate", "state", "broken"),
+	})
+	obj := newStageSet(ns, "app", src, stage("a", "./a"))
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.RollbackOnFailure = true
+	create(t, obj)
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	get(g, obj)
+	obj.Spec.Stages = append(obj.Spec.Stages, gatedStage("b", "./b"))
+	g.Expect(env.Client.Update(context.Background(), obj)).To(Succeed())
+	eventuallyReason(t, g, obj, "False/RolledBack")
+	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring(`failed at stage "b"`))
+	g.Expect(exists("v1", "ConfigMap", ns, "gate")()).To(BeFalse(), "what the failed rollout applied in the new stage is deleted")
+	g.Expect(exists("v1", "ConfigMap", ns, "a")()).To(BeTrue())
+	g.Expect(obj.Status.Stages).To(ContainElement(And(
+		HaveField("Name", "b"), HaveField("Inventory", Not(BeNil())), HaveField("Inventory.Entries", BeEmpty()))))
+}
+
 // A substituteFrom value that fails a rollout is rolled back and held like
 // a bad revision; fixing the value lifts the hold and rolls it out.
 func TestFixedSubstituteFromValueLiftsTheHold(t *testing.T) {
