@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/stageset/stageset-controller/internal/version.Version=$
 
 CONTROLLER_GEN := go tool controller-gen
 # Generated files, checked for staleness by `make test`.
-GENERATED := api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/testdata/crds config/chart/stageset-controller/files/crds
+GENERATED := api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/testdata/crds config/chart/stageset-controller/files/crds docs/reference/api.md
 
 .PHONY: all
 all: build
@@ -68,8 +68,10 @@ run-cluster: build ## Install the CRDs into the cluster of the current kubeconfi
 	bin/stageset-controller --health-probe-bind-address=:8081 --metrics-bind-address=:8080 --enable-webhook=false \
 	  --integrity-key-secret=kube-system/stageset-controller-integrity-key
 
+# The API reference comes from the doc comments the CRD descriptions come
+# from: `make generate` writes both, so check-generated covers both.
 .PHONY: generate
-generate: ## Regenerate deepcopy code, the CRD, the RBAC role and the Flux source and notification CRDs for tests.
+generate: docs ## Regenerate deepcopy code, the CRD, the RBAC role, the API reference and the Flux source and notification CRDs for tests.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=github.com/stageset/stageset-controller/api/v1
 	$(CONTROLLER_GEN) crd paths=github.com/stageset/stageset-controller/api/v1 output:crd:artifacts:config=config/crd/bases
 	cp config/crd/bases/stageset.io_stagesets.yaml config/chart/stageset-controller/files/crds/
@@ -78,6 +80,10 @@ generate: ## Regenerate deepcopy code, the CRD, the RBAC role and the Flux sourc
 	$(CONTROLLER_GEN) crd paths=github.com/fluxcd/source-controller/api/v1 output:crd:artifacts:config=config/testdata/crds
 	rm -f config/testdata/crds/source.toolkit.fluxcd.io_helm*.yaml
 	$(CONTROLLER_GEN) crd paths=github.com/fluxcd/notification-controller/api/... output:crd:artifacts:config=config/testdata/crds
+
+.PHONY: docs
+docs: ## Write the API reference docs/reference/api.md from the doc comments and markers of api/v1.
+	go run ./hack/apidocs --output docs/reference/api.md
 
 .PHONY: check-generated
 check-generated: ## Fail when generated files differ from what `make generate` produces.
@@ -188,6 +194,19 @@ bench: localbin ## Benchmark a steady-state run against a plain server-side appl
 	go test ./tests/bench/ -run '^$$' -bench . -benchtime=3x -count=1
 	mkdir -p bin/bench
 	go run ./tests/bench/e2e -reps $(BENCH_REPS) -out bin/bench/e2e.json -md bin/bench/e2e.md
+
+# The documentation site: site/ renders docs/ as it is, with Hugo (a Debian
+# package: apt-get install hugo); tests/docs builds and checks it in `make test`.
+HUGO ?= hugo
+DOCS_PORT ?= 1313
+
+.PHONY: docs-site
+docs-site: ## Build the documentation site from docs/ into bin/site (needs Hugo: apt-get install hugo).
+	$(HUGO) --source site --destination $(CURDIR)/bin/site --cleanDestinationDir --noBuildLock
+
+.PHONY: docs-serve
+docs-serve: ## Preview the documentation site on http://127.0.0.1:1313 (DOCS_PORT=...) with live reload as you edit docs/ (needs Hugo).
+	$(HUGO) server --source site --bind 127.0.0.1 --port $(DOCS_PORT) --baseURL http://127.0.0.1:$(DOCS_PORT)/ --noBuildLock
 
 .PHONY: help
 help: ## Show the targets.

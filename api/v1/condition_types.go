@@ -62,7 +62,9 @@ const (
 	AccessDeniedReason = "AccessDenied"
 )
 
-// Event reasons that are not Ready reasons (SPEC §9).
+// Event reasons that are not Ready reasons (SPEC §9). The controller also
+// emits MigrationChanged, the Warning event for a completed migration whose
+// Job changed since it ran (declared in internal/controller).
 const (
 	// DriftCorrectedReason is the Warning event listing the objects a
 	// steady-state run re-asserted.

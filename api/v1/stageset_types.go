@@ -32,7 +32,7 @@ type StageSetSpec struct {
 	Interval metav1.Duration `json:"interval"`
 
 	// RetryInterval is the cadence of reconciles after a failure.
-	// Defaults to Interval.
+	// Defaults to spec.interval.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="retryInterval must be greater than zero"
@@ -48,7 +48,8 @@ type StageSetSpec struct {
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// DriftDetectionInterval is a faster, cheaper re-assertion cadence. When
-	// set and shorter than Interval, a successful reconcile requeues after it.
+	// set and shorter than spec.interval, a successful reconcile requeues
+	// after it instead.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="driftDetectionInterval must be greater than zero"
@@ -66,8 +67,10 @@ type StageSetSpec struct {
 	SourceRef *SourceReference `json:"sourceRef,omitempty"`
 
 	// DependsOn lists StageSets that must be Ready, at their observed
-	// generation, before this one reconciles. ReadyExpr replaces the built-in
-	// readiness check with a CEL expression, as in Flux Kustomizations.
+	// generation, before this one reconciles. An entry without a namespace
+	// names a StageSet of this one's namespace. Its readyExpr, a CEL
+	// expression over self (this StageSet) and dep (the dependency),
+	// replaces the built-in readiness check, as in Flux Kustomizations.
 	// +kubebuilder:validation:MaxItems=100
 	// +optional
 	DependsOn []meta.DependencyReference `json:"dependsOn,omitempty"`
@@ -81,7 +84,9 @@ type StageSetSpec struct {
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
 	// KubeConfig applies the stages to a remote cluster instead of the one
-	// the controller runs in.
+	// the controller runs in. Only secretRef is supported: a Secret in the
+	// StageSet's namespace holding a kubeconfig under the key secretRef.key,
+	// "value" when unset. A configMapRef fails the run with StageFailed.
 	// +optional
 	KubeConfig *meta.KubeConfigReference `json:"kubeConfig,omitempty"`
 
@@ -101,7 +106,8 @@ type StageSetSpec struct {
 	DeletionPolicy string `json:"deletionPolicy,omitempty"`
 
 	// DriftDetection configures how changes made to the applied objects
-	// outside of the controller are handled.
+	// outside of the controller are handled. Defaults to mode Enabled, with
+	// no ignore rules.
 	// +optional
 	DriftDetection *DriftDetection `json:"driftDetection,omitempty"`
 
@@ -158,9 +164,9 @@ type SourceReference struct {
 // Stage is one step of a rollout: the manifests at a path of a source
 // artifact, built with kustomize and applied with server-side apply.
 type Stage struct {
-	// Name identifies the stage. It keys the stage's inventory, its status
-	// and its metrics, and is set as the stageset.io/stage label on every
-	// object the stage applies.
+	// Name identifies the stage: a DNS-1123 label, unique in the StageSet.
+	// It keys the stage's inventory, its status and its metrics, and is set
+	// as the stageset.io/stage label on every object the stage applies.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -186,7 +192,10 @@ type Stage struct {
 	// +optional
 	TargetNamespace string `json:"targetNamespace,omitempty"`
 
-	// Prune deletes objects that left the stage. Defaults to true.
+	// Prune deletes objects that left the stage: only those that still carry
+	// the stage's ownership labels (stageset.io/name, stageset.io/namespace
+	// and stageset.io/stage, with this stage's values) and are not annotated
+	// stageset.io/prune: disabled. Defaults to true.
 	// +kubebuilder:default=true
 	// +optional
 	Prune *bool `json:"prune,omitempty"`
@@ -208,7 +217,9 @@ type Stage struct {
 	HealthChecks []meta.NamespacedObjectKindReference `json:"healthChecks,omitempty"`
 
 	// HealthCheckExprs judge the health of kinds kstatus cannot, with CEL
-	// expressions over the object, as in Flux Kustomizations.
+	// expressions over the object, as in Flux Kustomizations: an entry names
+	// the apiVersion and kind it judges; current holds once the object is
+	// healthy, failed when it has failed, inProgress while it is on its way.
 	// +kubebuilder:validation:MaxItems=100
 	// +optional
 	HealthCheckExprs []kustomize.CustomHealthCheck `json:"healthCheckExprs,omitempty"`
@@ -397,8 +408,8 @@ type ObjectReference struct {
 	// +required
 	Name string `json:"name"`
 
-	// Namespace of the object. Defaults to the stage's target namespace, else
-	// the StageSet's namespace, for namespaced kinds.
+	// Namespace of the object. Defaults to the StageSet's namespace (not the
+	// stage's target namespace), for namespaced kinds.
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
@@ -424,8 +435,10 @@ type PatchAction struct {
 
 // HTTPAction sends one HTTP request. Redirects are not followed.
 type HTTPAction struct {
-	// URL to call. Its host must match the controller's
-	// --allowed-action-hosts.
+	// URL to call. When the controller runs with --allowed-action-hosts,
+	// the host must match one of its globs; without it, only public
+	// addresses may be called. Link-local and cloud metadata addresses are
+	// always refused.
 	// +kubebuilder:validation:Pattern="^https?://"
 	// +required
 	URL string `json:"url"`
@@ -485,8 +498,17 @@ type WaitAction struct {
 
 // StageSetStatus is the observed state of a StageSet.
 type StageSetStatus struct {
+	// The reconcile.fluxcd.io/requestedAt token is recorded with the outcome
+	// of the run that acted on it, so a run cut short (the controller
+	// stopped, or the run restarted for a newer change) acts on it again. A
+	// new token also lifts the hold on a rolled back revision set.
 	meta.ReconcileRequestStatus `json:",inline"`
-	meta.ForceRequestStatus     `json:",inline"`
+
+	// The reconcile.fluxcd.io/forceAt token is recorded with the outcome of
+	// the run that acted on it, so a run cut short acts on it again. A new
+	// token does what a new requestedAt token does and also starts a
+	// rollout that an update window defers, at once.
+	meta.ForceRequestStatus `json:",inline"`
 
 	// ObservedGeneration is the last generation the controller acted on.
 	// +optional
@@ -551,7 +573,9 @@ type StageSetStatus struct {
 type StagePhase string
 
 const (
-	// StagePhasePending means the stage has not started in the current run.
+	// StagePhasePending means the stage has not started yet (it is new), or
+	// a new source revision interrupted its wait. A stage the current run
+	// has not reached keeps the phase of the last run.
 	StagePhasePending StagePhase = "Pending"
 	// StagePhaseMigrating means the stage's pending migrations are running.
 	StagePhaseMigrating StagePhase = "Migrating"
@@ -682,12 +706,20 @@ type RolloutRecord struct {
 // +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp",description=""
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.dependsOn) || self.spec.dependsOn.all(d, d.name != self.metadata.name || (has(d.__namespace__) && size(d.__namespace__) > 0))",message="a StageSet cannot depend on itself"
 type StageSet struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+
+	// ObjectMeta is the standard object metadata. The name keys the
+	// StageSet's snapshot and migration Secrets and its stageset.io/name
+	// label.
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// Spec is the desired state of the StageSet: an ordered list of stages,
+	// each built from a Flux source artifact and applied only when the
+	// previous stage is healthy.
 	// +required
 	Spec StageSetSpec `json:"spec"`
 
+	// Status is the observed state of the StageSet.
 	// +optional
 	Status StageSetStatus `json:"status,omitempty"`
 }
