@@ -86,7 +86,7 @@ type StageSetSpec struct {
 	// KubeConfig applies the stages to a remote cluster instead of the one
 	// the controller runs in. Only secretRef is supported: a Secret in the
 	// StageSet's namespace holding a kubeconfig under the key secretRef.key,
-	// "value" when unset. A configMapRef fails the run with StageFailed.
+	// "value" when unset. A configMapRef is refused (InvalidSpec).
 	// +optional
 	KubeConfig *meta.KubeConfigReference `json:"kubeConfig,omitempty"`
 

@@ -66,6 +66,12 @@ func StageSet(obj *stagesetv1.StageSet, opts Options) field.ErrorList {
 	if spec.SourceRef != nil {
 		errs = append(errs, sourceRef(obj, path.Child("sourceRef"), *spec.SourceRef, opts)...)
 	}
+	if spec.KubeConfig != nil && spec.KubeConfig.SecretRef == nil {
+		// Flux's configMapRef gets credentials from a cloud provider's
+		// workload identity, which this controller does not implement:
+		// refused here rather than failing every run.
+		errs = append(errs, field.Required(path.Child("kubeConfig", "secretRef"), "only secretRef is supported (not configMapRef)"))
+	}
 	errs = append(errs, dependencies(obj, path.Child("dependsOn"), opts)...)
 	for i, uw := range spec.UpdateWindows {
 		errs = append(errs, window.Validate(uw, path.Child("updateWindows").Index(i))...)

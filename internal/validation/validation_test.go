@@ -34,6 +34,7 @@ func valid() *stagesetv1.StageSet {
 			Timeout:                d("2m"),
 			DriftDetectionInterval: d("1m"),
 			ServiceAccountName:     "deployer",
+			KubeConfig:             &meta.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "prod-kubeconfig"}},
 			TargetNamespace:        "shop",
 			SourceRef:              &stagesetv1.SourceReference{Kind: stagesetv1.GitRepositoryKind, Name: "repo"},
 			DependsOn: []meta.DependencyReference{
@@ -122,6 +123,11 @@ func TestStageSetRefusesEachProblemAtItsField(t *testing.T) {
 			[]string{"FieldValueInvalid spec.stages[1].actions.pre[0].wait.duration"}},
 		{"zero window duration", Options{}, func(s *stagesetv1.StageSet) { s.Spec.UpdateWindows[0].Duration = metav1.Duration{} },
 			[]string{"FieldValueInvalid spec.updateWindows[0].duration"}},
+
+		// Remote clusters.
+		{"kubeConfig configMapRef", Options{}, func(s *stagesetv1.StageSet) {
+			s.Spec.KubeConfig = &meta.KubeConfigReference{ConfigMapRef: &meta.LocalObjectReference{Name: "cluster"}}
+		}, []string{"FieldValueRequired spec.kubeConfig.secretRef"}},
 
 		// Update windows.
 		{"bad cron", Options{}, func(s *stagesetv1.StageSet) { s.Spec.UpdateWindows[0].Schedule = "61 * * * *" },
