@@ -74,9 +74,9 @@ func TestBuild_MaxObjects(t *testing.T) {
 			"app/cms.yaml":           configMaps(limit, "cm"),
 		}, refused: true},
 		{name: "over the limit in a base outside the stage path", files: map[string]string{
-			"app/kustomization.yaml": "resources: [../base]\n",
+			"app/kustomization.yaml":  "resources: [../base]\n",
 			"base/kustomization.yaml": "resources: [cms.yaml]\n",
-			"base/cms.yaml":          configMaps(limit+1, "cm"),
+			"base/cms.yaml":           configMaps(limit+1, "cm"),
 		}, refused: true},
 		{name: "over the limit with patches", files: map[string]string{"app/cms.yaml": configMaps(limit+1, "cm")},
 			patches: []kustomize.Patch{{Patch: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm0}\ndata: {x: y}\n"}}, refused: true},
