@@ -1,208 +1,199 @@
 package main
 
-// Reading a page for docs_promises_test.go: the code spans and fenced
-// blocks of its Markdown, and the simple commands of its shell lines.
+// Reading a page for docs_promises_test.go: the code spans, fenced blocks
+// and table cells of its Markdown (goldmark, with GitHub's tables), and the
+// simple commands of its shell (mvdan.cc/sh).
 
 import (
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/yuin/goldmark"
+	gast "github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	east "github.com/yuin/goldmark/extension/ast"
+	"github.com/yuin/goldmark/text"
+	"mvdan.cc/sh/v3/syntax"
 )
 
-// The Markdown of a page: code spans with the line they start on, and
-// fenced code blocks with their language and first line.
+// mdSpan is a code span and the line it starts on.
 type mdSpan struct {
 	line int
 	text string
-	// theirs: in a table column about another tool (its header names
-	// Helm, Argo CD, Flux or Kustomizations, not StageSet), as in
-	// docs/comparisons.md.
-	theirs bool
+	// header: of the table column the span is in, if any.
+	header string
 }
 
+// mdBlock is a fenced code block, with the line of its first line.
 type mdBlock struct {
 	lang  string
-	line  int // of the first line inside the fence
+	line  int
 	lines []string
 }
 
-var (
-	delimiterRow  = regexp.MustCompile(`^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$`)
-	otherToolName = regexp.MustCompile(`(?i)helm|argo|flux|kustomization`)
-)
+var markdown = goldmark.New(goldmark.WithExtensions(extension.Table))
 
-// tableColumn is the column of a table row that its text up to here ends
-// in: the pipes before it that are not escaped.
-func tableColumn(prefix string) int {
-	prefix = strings.TrimPrefix(strings.TrimSpace(prefix), "|")
-	col := 0
-	for i := 0; i < len(prefix); i++ {
-		switch prefix[i] {
-		case '\\':
-			i++
-		case '|':
-			col++
+// readMarkdown returns the code spans and fenced code blocks of a page.
+func readMarkdown(page string) (spans []mdSpan, blocks []mdBlock) {
+	src := []byte(page)
+	lineAt := func(offset int) int { return 1 + strings.Count(page[:offset], "\n") }
+	doc := markdown.Parser().Parse(text.NewReader(src))
+	_ = gast.Walk(doc, func(n gast.Node, entering bool) (gast.WalkStatus, error) {
+		if !entering {
+			return gast.WalkContinue, nil
 		}
-	}
-	return col
-}
-
-// tableCells splits a table row at the pipes that are not escaped.
-func tableCells(row string) []string {
-	row = strings.TrimSpace(row)
-	row = strings.TrimPrefix(row, "|")
-	var cells []string
-	start := 0
-	for i := 0; i < len(row); i++ {
-		if row[i] == '\\' {
-			i++
-			continue
-		}
-		if row[i] == '|' {
-			cells = append(cells, row[start:i])
-			start = i + 1
-		}
-	}
-	if rest := row[start:]; strings.TrimSpace(rest) != "" {
-		cells = append(cells, rest)
-	}
-	return cells
-}
-
-var fence = regexp.MustCompile("^(\\s*)(`{3,}|~{3,})\\s*([^\\s`]*)")
-
-func scanMarkdown(content string) (spans []mdSpan, blocks []mdBlock) {
-	lines := strings.Split(content, "\n")
-	var para []string
-	paraStart := 0
-	var header []string // of the table being read
-	flush := func() {
-		text := strings.Join(para, "\n")
-		for _, s := range codeSpans(text) {
-			span := mdSpan{line: paraStart + 1 + strings.Count(text[:s.off], "\n"), text: s.text}
-			if header != nil {
-				if col := tableColumn(text[:s.off]); col < len(header) {
-					h := header[col]
-					span.theirs = otherToolName.MatchString(h) && !strings.Contains(strings.ToLower(h), "stageset")
-				}
+		switch n := n.(type) {
+		case *gast.CodeSpan:
+			s := mdSpan{text: strings.ReplaceAll(plainText(n, src), "\n", " "), header: columnHeader(n, src)}
+			if t, ok := n.FirstChild().(*gast.Text); ok {
+				s.line = lineAt(t.Segment.Start)
 			}
-			spans = append(spans, span)
-		}
-		para = nil
-	}
-	i := 0
-	// Hugo front matter.
-	if len(lines) > 0 && strings.TrimSpace(lines[0]) == "---" {
-		for i = 1; i < len(lines) && strings.TrimSpace(lines[i]) != "---"; i++ {
-		}
-		i++
-	}
-	for ; i < len(lines); i++ {
-		line := lines[i]
-		if m := fence.FindStringSubmatch(line); m != nil {
-			flush()
-			indent, marker := len(m[1]), m[2]
-			b := mdBlock{lang: strings.ToLower(strings.Trim(m[3], "{}.")), line: i + 2}
-			for i++; i < len(lines); i++ {
-				t := strings.TrimSpace(lines[i])
-				if strings.HasPrefix(t, marker) && strings.Trim(t, marker[:1]) == "" {
-					break
-				}
-				l := lines[i]
-				// Content of a fence indented in a list item.
-				if len(l)-len(strings.TrimLeft(l, " ")) >= indent {
-					l = l[indent:]
-				}
-				b.lines = append(b.lines, l)
+			spans = append(spans, s)
+			return gast.WalkSkipChildren, nil
+		case *gast.FencedCodeBlock:
+			if n.Lines().Len() == 0 {
+				return gast.WalkContinue, nil
+			}
+			b := mdBlock{lang: strings.ToLower(string(n.Language(src))), line: lineAt(n.Lines().At(0).Start)}
+			for i := 0; i < n.Lines().Len(); i++ {
+				seg := n.Lines().At(i)
+				b.lines = append(b.lines, strings.TrimRight(string(seg.Value(src)), "\n"))
 			}
 			blocks = append(blocks, b)
-			continue
 		}
-		trimmed := strings.TrimSpace(line)
-		if !strings.HasPrefix(trimmed, "|") {
-			header = nil
-		}
-		switch {
-		case trimmed == "":
-			flush()
-		case strings.HasPrefix(trimmed, "|") || strings.HasPrefix(trimmed, "#"):
-			// Table rows and headings stand alone.
-			flush()
-			if !strings.HasPrefix(trimmed, "|") {
-				header = nil
-			} else if i+1 < len(lines) && delimiterRow.MatchString(lines[i+1]) {
-				header = tableCells(trimmed)
-			}
-			paraStart = i
-			para = []string{line}
-			flush()
-			continue
-		default:
-			if para == nil {
-				paraStart = i
-			}
-			para = append(para, line)
-		}
-	}
-	flush()
+		return gast.WalkContinue, nil
+	})
 	return spans, blocks
 }
 
-type codeSpan struct {
-	off  int
-	text string
+// plainText is the text of a node's descendants.
+func plainText(n gast.Node, src []byte) string {
+	var b strings.Builder
+	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+		switch c := c.(type) {
+		case *gast.Text:
+			b.Write(c.Segment.Value(src))
+		case *gast.String:
+			b.Write(c.Value)
+		default:
+			b.WriteString(plainText(c, src))
+		}
+	}
+	return b.String()
 }
 
-// codeSpans finds the code spans of a paragraph, as CommonMark does: a run
-// of backticks closed by a run of the same length.
-func codeSpans(text string) []codeSpan {
-	var out []codeSpan
-	run := func(i int) int {
-		j := i
-		for j < len(text) && text[j] == '`' {
-			j++
-		}
-		return j
-	}
-	for i := 0; i < len(text); {
-		if text[i] != '`' {
-			i++
+// columnHeader is the header of the table column a node is in, or "".
+func columnHeader(n gast.Node, src []byte) string {
+	for ; n != nil; n = n.Parent() {
+		if _, ok := n.(*east.TableCell); !ok {
 			continue
 		}
-		open := run(i)
-		closing := -1
-		for k := open; k < len(text); {
-			if text[k] != '`' {
-				k++
-				continue
+		col := 0
+		for c := n.PreviousSibling(); c != nil; c = c.PreviousSibling() {
+			col++
+		}
+		header := n.Parent().Parent().FirstChild() // row → table → header row
+		for c := header.FirstChild(); c != nil; c = c.NextSibling() {
+			if col == 0 {
+				return plainText(c, src)
 			}
-			end := run(k)
-			if end-k == open-i {
-				closing = k
-				break
-			}
-			k = end
+			col--
 		}
-		if closing < 0 {
-			i = open
-			continue
-		}
-		s := strings.ReplaceAll(text[open:closing], "\n", " ")
-		if len(s) > 2 && s[0] == ' ' && s[len(s)-1] == ' ' {
-			s = s[1 : len(s)-1]
-		}
-		// In a table, | is written \| even in code.
-		out = append(out, codeSpan{off: i, text: strings.ReplaceAll(s, `\|`, "|")})
-		i = closing + (open - i)
 	}
+	return ""
+}
+
+// shellCmd is a simple command: the line it starts on, its words unquoted
+// (a $VAR or $(...) is "x") without redirections and assignments before it.
+type shellCmd struct {
+	line  int
+	words []string
+}
+
+// A <placeholder> the shell would take for redirections.
+var placeholder = regexp.MustCompile(`<([A-Za-z][\w-]*)>`)
+
+// shellCommands parses shell text into its simple commands, those of
+// $(...) included. A line that is no valid shell is one command of the
+// words between its blanks.
+func shellCommands(src string) []shellCmd {
+	file, err := syntax.NewParser().Parse(strings.NewReader(placeholder.ReplaceAllString(src, "_${1}_")), "")
+	if err != nil && !strings.Contains(src, "\n") {
+		return []shellCmd{{line: 1, words: strings.Fields(src)}}
+	}
+	if err != nil { // output among the commands, say: line by line
+		var out []shellCmd
+		for i, l := range strings.Split(src, "\n") {
+			for _, c := range shellCommands(l) {
+				out = append(out, shellCmd{line: i + 1, words: c.words})
+			}
+		}
+		return out
+	}
+	var out []shellCmd
+	syntax.Walk(file, func(n syntax.Node) bool {
+		if call, ok := n.(*syntax.CallExpr); ok && len(call.Args) > 0 {
+			c := shellCmd{line: int(call.Pos().Line())}
+			for _, w := range call.Args {
+				c.words = append(c.words, wordText(w.Parts))
+			}
+			out = append(out, c)
+		}
+		return true
+	})
 	return out
 }
 
+// wordText is a shell word as written, quotes removed and expansions "x".
+func wordText(parts []syntax.WordPart) string {
+	var b strings.Builder
+	for _, p := range parts {
+		switch p := p.(type) {
+		case *syntax.Lit:
+			b.WriteString(p.Value)
+		case *syntax.SglQuoted:
+			b.WriteString(p.Value)
+		case *syntax.DblQuoted:
+			b.WriteString(wordText(p.Parts))
+		default:
+			b.WriteString("x")
+		}
+	}
+	return b.String()
+}
+
+// isPlaceholder tells a <placeholder> word as shellCommands leaves it, or
+// an ellipsis.
+func isPlaceholder(word string) bool {
+	return word == "…" || word == "..." || len(word) > 2 && strings.HasPrefix(word, "_") && strings.HasSuffix(word, "_")
+}
+
 // Shell languages of fenced blocks: their lines are commands (or output,
-// whose first word is no program of ours).
-var shellLangs = map[string]bool{
-	"": true, "sh": true, "bash": true, "shell": true, "console": true, "zsh": true, "text": true, "txt": true,
-	"plain": true, "plaintext": true, "shell-session": true, "sh-session": true, "terminal": true, "fish": true,
+// whose first word is no program of ours). In console sessions only the
+// lines after a "$ " prompt are.
+var (
+	shellLangs = map[string]bool{
+		"": true, "sh": true, "bash": true, "shell": true, "zsh": true, "text": true, "txt": true,
+		"plain": true, "plaintext": true, "fish": true,
+	}
+	consoleLangs = map[string]bool{"console": true, "shell-session": true, "sh-session": true, "terminal": true}
+	prompt       = regexp.MustCompile(`^\s*\$\s+`)
+)
+
+// shellScript is the script of a shell block: prompts dropped, and in a
+// console session the output lines blank (so lines keep their numbers).
+func shellScript(b mdBlock) string {
+	lines := make([]string, len(b.lines))
+	continued := false
+	for i, l := range b.lines {
+		if !prompt.MatchString(l) && consoleLangs[b.lang] && !continued {
+			continue
+		}
+		lines[i] = prompt.ReplaceAllString(l, "")
+		continued = strings.HasSuffix(l, `\`)
+	}
+	return strings.Join(lines, "\n")
 }
 
 type progKind int
@@ -217,10 +208,7 @@ const (
 )
 
 // Words that run the command after them.
-var shellPrefixes = map[string]bool{
-	"do": true, "then": true, "else": true, "if": true, "while": true, "until": true, "!": true,
-	"time": true, "sudo": true, "exec": true, "nohup": true, "command": true, "env": true,
-}
+var shellPrefixes = map[string]bool{"time": true, "sudo": true, "exec": true, "nohup": true, "command": true, "env": true}
 
 // classify tells which program a simple command runs, how the page calls
 // it, and its arguments.
@@ -261,163 +249,4 @@ func classify(words []string) (kind progKind, prog string, args []string) {
 		return progForeign, words[0], words[1:]
 	}
 	return progUnknown, words[0], words[1:]
-}
-
-// shellCommands splits a shell line into simple commands of unquoted
-// words: at | & ; ( ) and around $(...) and `...`, without comments and
-// redirections. <placeholder> words stay words.
-func shellCommands(line string) [][]string {
-	var cmds [][]string
-	// Command substitutions are commands of their own.
-	var b strings.Builder
-	inDouble := false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '"':
-			inDouble = !inDouble
-			b.WriteByte(c)
-		case c == '\\' && i+1 < len(line):
-			b.WriteString(line[i : i+2])
-			i++
-		case c == '\'' && !inDouble:
-			// Nothing is substituted in single quotes.
-			j := strings.IndexByte(line[i+1:], '\'')
-			if j < 0 {
-				b.WriteString(line[i:])
-				i = len(line)
-				continue
-			}
-			b.WriteString(line[i : i+j+2])
-			i += j + 1
-		case c == '$' && i+1 < len(line) && line[i+1] == '(':
-			depth, j := 1, i+2
-			for ; j < len(line) && depth > 0; j++ {
-				switch line[j] {
-				case '(':
-					depth++
-				case ')':
-					depth--
-				}
-			}
-			end := j
-			if depth == 0 {
-				end = j - 1
-			}
-			cmds = append(cmds, shellCommands(line[i+2:end])...)
-			b.WriteString("SUBST")
-			i = j - 1
-		case c == '`':
-			j := strings.IndexByte(line[i+1:], '`')
-			if j < 0 {
-				j = len(line) - i - 1
-			}
-			cmds = append(cmds, shellCommands(line[i+1:i+1+j])...)
-			b.WriteString("SUBST")
-			i += j + 1
-		default:
-			b.WriteByte(c)
-		}
-	}
-	s := b.String()
-
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	endWord := func() {
-		if inWord {
-			words = append(words, cur.String())
-			cur.Reset()
-			inWord = false
-		}
-	}
-	endCmd := func() {
-		endWord()
-		if len(words) > 0 {
-			cmds = append(cmds, words)
-			words = nil
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				j = len(s) - i - 1
-			}
-			cur.WriteString(s[i+1 : i+1+j])
-			inWord = true
-			i += j + 1
-		case c == '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				cur.WriteByte(s[i])
-			}
-			inWord = true
-		case c == '\\':
-			if i+1 < len(s) {
-				i++
-				cur.WriteByte(s[i])
-				inWord = true
-			}
-		case c == ' ' || c == '\t':
-			endWord()
-		case c == '#' && !inWord:
-			endCmd()
-			return cmds
-		case strings.IndexByte("|&;()", c) >= 0:
-			endCmd()
-		case c == '<' && strings.IndexAny(s[i:], " \t>") > 0 && s[i+strings.IndexAny(s[i:], " \t>")] == '>':
-			j := strings.IndexByte(s[i:], '>')
-			cur.WriteString(s[i : i+j+1])
-			inWord = true
-			i += j
-		case c == '<' || c == '>':
-			// A redirection: its file descriptor, operator and target go.
-			if inWord && strings.Trim(cur.String(), "0123456789") == "" {
-				cur.Reset()
-				inWord = false
-			}
-			endWord()
-			for i+1 < len(s) && strings.IndexByte("<>&", s[i+1]) >= 0 {
-				i++
-			}
-			for i+1 < len(s) && (s[i+1] == ' ' || s[i+1] == '\t') {
-				i++
-			}
-			for i+1 < len(s) && strings.IndexByte(" \t|&;()<>", s[i+1]) < 0 {
-				i++
-			}
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	endCmd()
-	return cmds
-}
-
-// flagArgs returns the arguments that are flags, up to a "--".
-func flagArgs(args []string) []string {
-	var out []string
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// flagName is --name of --name=value, -x of -xvalue.
-func flagName(arg string) string {
-	if strings.HasPrefix(arg, "--") {
-		return strings.SplitN(arg, "=", 2)[0]
-	}
-	return arg[:2]
 }

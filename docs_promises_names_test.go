@@ -6,7 +6,6 @@ package main
 
 import (
 	"errors"
-	goflag "flag"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -14,7 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -23,6 +21,7 @@ import (
 	"testing"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	flag "github.com/spf13/pflag"
@@ -42,21 +41,9 @@ func loadDocNames(t *testing.T) *docNames {
 		names: map[string]bool{}, metrics: map[string]bool{},
 	}
 
-	// The controller's flags, as main registers them (the standard flag
-	// set holds controller-runtime's --kubeconfig, and in a test binary
-	// the test.* flags, which no page names).
-	n.controller = flag.NewFlagSet("stageset-controller", flag.ContinueOnError)
-	newOptions().bindFlags(n.controller)
-	goflag.CommandLine.VisitAll(func(f *goflag.Flag) {
-		if !strings.HasPrefix(f.Name, "test.") {
-			n.controller.AddGoFlag(f)
-		}
-	})
-
-	// The CLI's tree, with the help command and flag cobra adds when run.
-	n.cli = cli.NewRootCommand(io.Discard)
-	n.cli.InitDefaultHelpCmd()
-	walkCommands(n.cli, func(c *cobra.Command) { // runbooks_test.go
+	// The long flags of any stagesetctl command, with the help flag cobra
+	// adds when run.
+	walkCommands(cli.NewRootCommand(io.Discard), func(c *cobra.Command) { // runbooks_test.go
 		c.InitDefaultHelpFlag()
 		for _, fs := range []*flag.FlagSet{c.Flags(), c.InheritedFlags()} {
 			fs.VisitAll(func(f *flag.Flag) { n.cliFlags[f.Name] = true })
@@ -111,7 +98,7 @@ func loadDocNames(t *testing.T) *docNames {
 	// Reasons: the *Reason constants of the API and the controller, and
 	// the fluxcd/pkg/apis/meta reasons the controller's code sets.
 	n.reasons = reasonConstants(t, append(goFiles(t, "api/v1"), goFiles(t, "internal/controller")...)...)
-	for r := range fluxMetaReasonsUsed(t) {
+	for _, r := range fluxMetaReasons {
 		n.reasons[r] = true
 	}
 	for r := range n.reasons {
@@ -289,73 +276,9 @@ func valueAt(s *ast.ValueSpec, i int) ast.Expr {
 	return nil
 }
 
-// fluxMetaReasonsUsed returns the values of the fluxcd/pkg/apis/meta
-// reasons (meta.XReason) that the controller's non-test code names.
-func fluxMetaReasonsUsed(t *testing.T) map[string]bool {
-	t.Helper()
-	const metaPath = "github.com/fluxcd/pkg/apis/meta"
-	used := map[string]bool{}
-	var files []string
-	for _, dir := range []string{".", "internal/controller", "internal/apply", "internal/source", "internal/dependency"} {
-		files = append(files, goFiles(t, dir)...)
-	}
-	for _, file := range files {
-		f := parseGo(t, file)
-		local := ""
-		for _, imp := range f.Imports {
-			if p, _ := strconv.Unquote(imp.Path.Value); p == metaPath {
-				local = "meta"
-				if imp.Name != nil {
-					local = imp.Name.Name
-				}
-			}
-		}
-		if local == "" {
-			continue
-		}
-		ast.Inspect(f, func(node ast.Node) bool {
-			if sel, ok := node.(*ast.SelectorExpr); ok {
-				if x, ok := sel.X.(*ast.Ident); ok && x.Name == local && strings.HasSuffix(sel.Sel.Name, "Reason") {
-					used[sel.Sel.Name] = true
-				}
-			}
-			return true
-		})
-	}
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", metaPath).Output()
-	if err != nil {
-		t.Fatalf("locating %s: %v", metaPath, err)
-	}
-	values := map[string]bool{}
-	for _, file := range goFiles(t, strings.TrimSpace(string(out))) {
-		for _, decl := range parseGo(t, file).Decls {
-			d, ok := decl.(*ast.GenDecl)
-			if !ok {
-				continue
-			}
-			for _, spec := range d.Specs {
-				s, ok := spec.(*ast.ValueSpec)
-				if !ok {
-					continue
-				}
-				for i, name := range s.Names {
-					if !used[name.Name] || i >= len(s.Values) {
-						continue
-					}
-					if lit, ok := s.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						v, _ := strconv.Unquote(lit.Value)
-						values[v] = true
-						delete(used, name.Name)
-					}
-				}
-			}
-		}
-	}
-	if len(used) > 0 {
-		t.Fatalf("meta reasons the controller uses but %s does not define as string constants: %v", metaPath, used)
-	}
-	return values
-}
+// fluxMetaReasons are the fluxcd/pkg/apis/meta reasons the controller
+// sets (`grep -rn 'meta\.\w*Reason' --include=*.go` outside tests).
+var fluxMetaReasons = []string{meta.ProgressingReason, meta.ProgressingWithRetryReason, meta.SucceededReason}
 
 // registeredMetric tells whether a collector of that series is registered
 // on controller-runtime's registry, the one /metrics serves: the registry

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
+	goflag "flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -85,14 +88,14 @@ func TestDocPromiseCheckerOnSyntheticPages(t *testing.T) {
 			"Prose: `--frobnicate` does it.\n" +
 			"```yaml\nkind: Deployment\nmetadata:\n  name: stageset-controller\nspec:\n  args:\n  - --requeue-interval=1m\n```\n",
 		want: []string{
-			`:1: stagesetctl has no command "rollback"`,
-			":1: flux stageset get has no flag --bogus",
-			":3: kubectl stageset reconcile has no flag --dry-run",
+			`:1: stagesetctl rollback shop: unknown command "rollback"`,
+			":1: flux stageset get --bogus: unknown flag: --bogus",
+			":3: kubectl stageset reconcile shop --dry-run: unknown flag: --dry-run",
 			`:3: make has no target "docs-nowhere"`,
-			":5: stagesetctl reconcile has no flag --wait",
-			":7: stageset-controller has no flag --concurrency",
+			":5: stagesetctl reconcile shop --wait: unknown flag: --wait",
+			":7: stageset-controller: unknown flag: --concurrency",
 			":8: make run (hack/localrun) has no flag --follow",
-			":9: stageset-controller has no flag --no-such-flag",
+			":9: stageset-controller: unknown flag: --no-such-flag",
 			":10: flux suspend has no StageSet kind",
 			":12: --frobnicate is a flag of neither",
 			":19: stageset-controller has no flag --requeue-interval",
@@ -139,7 +142,7 @@ func TestDocPromiseCheckerOnSyntheticPages(t *testing.T) {
 			"| Bad | `--atomic`, `HookSucceeded` | | |\n" +
 			"\nAfter the table, `OutOfSync` is ours again.\n",
 		want: []string{
-			`:4: stagesetctl has no command "undo"`,
+			`:4: stagesetctl undo: unknown command "undo"`,
 			":5: `HookSucceeded` is",
 			":5: --atomic is a flag of neither",
 			":7: `OutOfSync` is",
@@ -148,8 +151,19 @@ func TestDocPromiseCheckerOnSyntheticPages(t *testing.T) {
 		name: "shell steps in YAML are commands",
 		doc:  "```yaml\njobs:\n  diff:\n    steps:\n    - run: stagesetctl diff shop --context-lines 5\n    - run: |\n        make lint-everything\n```\n",
 		want: []string{
-			":5: stagesetctl diff has no flag --context-lines",
+			":5: stagesetctl diff shop --context-lines 5: unknown flag: --context-lines",
 			`:7: make has no target "lint-everything"`,
+		},
+	}, {
+		name: "commands in blocks give their arguments; console output is no command",
+		doc: "`stagesetctl reconcile` forces a run; `stagesetctl get <name>` shows one.\n" +
+			"```sh\nstagesetctl reconcile\nstagesetctl tree <name> --health\nstagesetctl get $NAME -n \"$NS\" -o yaml\n```\n" +
+			"```console\n$ stagesetctl get a b\n$ stagesetctl diff shop \\\n    --bogus\nstagesetctl frobnicate --output-only\n```\n" +
+			"```sh\ncat <<EOF\nstagesetctl frobnicate\nEOF\n```\n",
+		want: []string{
+			":3: stagesetctl reconcile: accepts 1 arg(s), received 0",
+			":8: stagesetctl get a b:",
+			":9: stagesetctl diff shop --bogus: unknown flag: --bogus",
 		},
 	}}
 	for _, c := range cases {
@@ -173,8 +187,6 @@ func TestDocPromiseCheckerOnSyntheticPages(t *testing.T) {
 
 // docNames are the names the code defines, which pages may promise.
 type docNames struct {
-	controller  *flag.FlagSet   // stageset-controller, built as main builds it
-	cli         *cobra.Command  // stagesetctl, flux stageset, kubectl stageset
 	cliFlags    map[string]bool // the long flags of any stagesetctl command
 	localrun    map[string]bool // make run RUN_ARGS=... (hack/localrun)
 	makeTargets map[string]bool
@@ -209,9 +221,9 @@ var foreignNames = map[string]string{
 	"WaitForTermination": "a deletionPolicy of Kustomizations that StageSets do not have",
 }
 
-// Programs whose flags and arguments are theirs. A span starting with one
-// is not checked; a shell line starting with any program that is not ours
-// is not checked either (output lines of a console block included).
+// Programs whose flags and arguments are theirs: a command that runs one is
+// not checked (a command of no program we know, such as an output line,
+// is not either, unless it is a code span).
 var foreignPrograms = map[string]bool{
 	"kubectl": true, "flux": true, "helm": true, "go": true, "hugo": true, "docker": true, "podman": true,
 	"git": true, "crane": true, "skopeo": true, "curl": true, "kind": true, "kustomize": true, "argocd": true,
@@ -235,26 +247,28 @@ var (
 	// A long flag in prose (`--path DIR`, `-n/--namespace`, `NAME|--all`).
 	proseFlag = regexp.MustCompile(`(?:^|[^\w-])--([a-z][a-z0-9-]*[a-z0-9])`)
 	// A long flag in a YAML list or value (args: [--x], - --x=1, value: --x).
-	yamlFlag  = regexp.MustCompile(`(?:^|[\s\[,"'])--([a-z][a-z0-9-]*[a-z0-9])`)
-	yamlRun   = regexp.MustCompile(`^(\s*)(?:-\s+)?run:\s*(.*?)\s*$`)
-	subWord   = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
-	shellVar  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
-	promptSig = regexp.MustCompile(`^\s*\$\s+`)
+	yamlFlag = regexp.MustCompile(`(?:^|[\s\[,"'])--([a-z][a-z0-9-]*[a-z0-9])`)
+	yamlRun  = regexp.MustCompile(`^(\s*)(?:-\s+)?run:\s*(.*?)\s*$`)
+	subWord  = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	shellVar = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+	// A table header about another tool (Helm, Argo CD, Flux, Kustomizations),
+	// as in docs/comparisons.md, unless it names StageSets.
+	otherToolName = regexp.MustCompile(`(?i)helm|argo|flux|kustomization`)
 )
 
 // check returns the broken promises of a page, one line each as
 // "path:line: what", and how many promises it checked.
 //
 // Rules, which decide whose flag a --flag is:
-//   - A command line (a line of a shell block, a `run:` step of a YAML
-//     block, or a code span) is split into simple commands at | & ; ( ) and
-//     $(...). A command run as stagesetctl, flux-stageset,
-//     kubectl-stageset, `flux stageset`, `kubectl stageset` or
-//     `go run ./cmd/stagesetctl` names a subcommand of the cobra tree and
-//     flags of that subcommand; stageset-controller (any path) or `go run .`
-//     flags of the controller; make existing targets, and with `make run`
-//     RUN_ARGS flags of hack/localrun. Any other program's flags are its
-//     own and not checked: kubectl, flux, helm, go, hugo, output lines...
+//   - Command text (a shell block, a `run:` step of a YAML block, a code
+//     span) is parsed as shell into simple commands. A command run as
+//     stagesetctl, flux-stageset, kubectl-stageset, `flux stageset`,
+//     `kubectl stageset` or `go run ./cmd/stagesetctl` is parsed by the
+//     CLI's cobra tree (checkStagesetctl: command, flags, and in blocks the
+//     number of arguments); stageset-controller (any path) or `go run .` by
+//     the controller's flag set; make must name existing targets, and with
+//     `make run` RUN_ARGS flags of hack/localrun. Any other program's flags
+//     are its own and not checked: kubectl, flux, helm, go, output lines...
 //   - A code span that is no command and starts with no known foreign
 //     program (a flag alone, `-n/--namespace`, `suspend NAME|--all`):
 //     each --flag must be a flag of the controller, of some stagesetctl
@@ -263,6 +277,8 @@ var (
 //     container, a patch of it) or extraArgs (the chart's): its --flags are
 //     the controller's. Other YAML blocks (another controller's patch, a
 //     Job of a StageSet) are not checked.
+//   - A span in a table column whose header names another tool (and not
+//     StageSet) is that tool's: only commands of ours are checked in it.
 //
 // Reasons: a code span that is one CamelCase word of two humps or more
 // must be a reason the controller sets or a name of the code (kind,
@@ -278,20 +294,21 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 	report := func(line int, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("%s:%d: ", page, line)+fmt.Sprintf(format, args...))
 	}
-	type cmdLine struct {
+	type cmdText struct {
 		line int
 		text string
-		// prose: a code span whose --flags are checked even when it
-		// runs no program of ours; theirs: one in another tool's column.
-		prose, theirs bool
+		// span: a code span, whose --flags are checked even when it runs
+		// no program of ours; theirs: one in another tool's column.
+		span, theirs bool
 	}
-	var cmds []cmdLine
+	var cmds []cmdText
 	var reasonLines []mdSpan // text in which reason fields are checked
 
-	spans, blocks := scanMarkdown(content)
+	spans, blocks := readMarkdown(content)
 	for _, s := range spans {
-		cmds = append(cmds, cmdLine{s.line, s.text, true, s.theirs})
-		if s.theirs {
+		theirs := otherToolName.MatchString(s.header) && !strings.Contains(strings.ToLower(s.header), "stageset")
+		cmds = append(cmds, cmdText{s.line, s.text, true, theirs})
+		if theirs {
 			continue // another tool's names and flags; our commands are still checked
 		}
 		reasonLines = append(reasonLines, s)
@@ -302,6 +319,7 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 			}
 		}
 	}
+	controller := controllerFlags()
 	for _, b := range blocks {
 		text := strings.Join(b.lines, "\n")
 		mentionsStageSets := strings.Contains(strings.ToLower(text), "stageset")
@@ -320,7 +338,7 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 							break
 						}
 						shell[j] = true
-						cmds = append(cmds, cmdLine{line: b.line + j, text: l})
+						cmds = append(cmds, cmdText{line: b.line + j, text: l})
 					}
 				} else if v != "" {
 					shell[i] = true
@@ -329,7 +347,7 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 					} else if strings.HasPrefix(v, "'") && strings.HasSuffix(v, "'") && len(v) > 1 {
 						v = v[1 : len(v)-1]
 					}
-					cmds = append(cmds, cmdLine{line: b.line + i, text: v})
+					cmds = append(cmds, cmdText{line: b.line + i, text: v})
 				}
 			}
 			if strings.Contains(text, "stageset-controller") || strings.Contains(text, "extraArgs") {
@@ -339,21 +357,14 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 					}
 					for _, m := range yamlFlag.FindAllStringSubmatch(l, -1) {
 						checked++
-						if !pflagHas("--"+m[1], n.controller) {
+						if controller.Lookup(m[1]) == nil {
 							report(b.line+i, "stageset-controller has no flag --%s", m[1])
 						}
 					}
 				}
 			}
-		case shellLangs[b.lang]:
-			for i := 0; i < len(b.lines); i++ {
-				start, l := i, b.lines[i]
-				for strings.HasSuffix(l, `\`) && i+1 < len(b.lines) {
-					i++
-					l = strings.TrimSuffix(l, `\`) + " " + b.lines[i]
-				}
-				cmds = append(cmds, cmdLine{line: b.line + start, text: promptSig.ReplaceAllString(l, "")})
-			}
+		case shellLangs[b.lang] || consoleLangs[b.lang]:
+			cmds = append(cmds, cmdText{line: b.line, text: shellScript(b)})
 		}
 		for i, l := range b.lines {
 			if mentionsStageSets && !foreignCommand(l) {
@@ -377,47 +388,49 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 	}
 
 	for _, c := range cmds {
-		for _, words := range shellCommands(c.text) {
-			kind, prog, args := classify(words)
+		for _, sc := range shellCommands(c.text) {
+			line := c.line + sc.line - 1
+			kind, prog, args := classify(sc.words)
 			switch kind {
 			case progCLI:
-				for _, p := range n.checkCLI(prog, args) {
-					report(c.line, "%s", p)
+				if len(args) == 0 || args[0] == cobra.ShellCompRequestCmd {
+					continue // the program's name, or the words to complete
 				}
 				checked++
+				if err := n.checkCLI(args, !c.span); err != nil {
+					report(line, "%s %s: %v", prog, strings.Join(args, " "), err)
+				}
 			case progController:
-				for _, a := range flagArgs(args) {
-					checked++
-					if !pflagHas(a, n.controller) {
-						report(c.line, "stageset-controller has no flag %s", flagName(a))
-					}
+				checked++
+				if err := controllerFlags().Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {
+					report(line, "stageset-controller: %v", err)
 				}
 			case progMake:
+				checked++
 				for _, p := range n.checkMake(args) {
-					report(c.line, "%s", p)
+					report(line, "%s", p)
 				}
-				checked++
 			case progLocalrun:
-				for _, p := range n.checkLocalrun(args) {
-					report(c.line, "%s", p)
-				}
 				checked++
+				for _, p := range n.checkLocalrun(args) {
+					report(line, "%s", p)
+				}
 			case progForeign:
 				// The flux CLI knows Flux's kinds only; StageSets are the
 				// plugin's (flux stageset get, not flux get stageset).
 				if path.Base(prog) == "flux" && len(args) > 1 && args[0] != "plugin" && (args[1] == "stageset" || args[1] == "stagesets") {
-					report(c.line, "flux %s has no StageSet kind: the plugin's command is flux stageset %s", args[0], args[0])
+					report(line, "flux %s has no StageSet kind: the plugin's command is flux stageset %s", args[0], args[0])
 				}
 			case progUnknown:
-				if !c.prose || c.theirs {
+				if !c.span || c.theirs {
 					continue // an output line, a program of no interest, another tool's column
 				}
-				for _, w := range words {
+				for _, w := range sc.words {
 					for _, m := range proseFlag.FindAllStringSubmatch(w, -1) {
 						checked++
 						_, foreign := foreignProseFlags[m[1]]
-						if !foreign && n.controller.Lookup(m[1]) == nil && !n.cliFlags[m[1]] && !n.localrun[m[1]] {
-							report(c.line, "--%s is a flag of neither stageset-controller, stagesetctl nor make run (hack/localrun), nor one of foreignProseFlags", m[1])
+						if !foreign && controller.Lookup(m[1]) == nil && !n.cliFlags[m[1]] && !n.localrun[m[1]] {
+							report(line, "--%s is a flag of neither stageset-controller, stagesetctl nor make run (hack/localrun), nor one of foreignProseFlags", m[1])
 						}
 					}
 				}
@@ -450,8 +463,8 @@ func foreignCommand(line string) bool {
 	if strings.Contains(strings.ToLower(line), "stageset") {
 		return false
 	}
-	for _, words := range shellCommands(promptSig.ReplaceAllString(line, "")) {
-		if kind, _, _ := classify(words); kind == progForeign {
+	for _, c := range shellCommands(prompt.ReplaceAllString(line, "")) {
+		if kind, _, _ := classify(c.words); kind == progForeign {
 			return true
 		}
 	}
@@ -468,90 +481,34 @@ func problemLine(p string) int {
 	return line
 }
 
-// pflagHas tells whether a pflag argument (--name[=v], -x[...]) names a
-// flag of one of the sets; --help and -h are every program's.
-func pflagHas(arg string, sets ...*flag.FlagSet) bool {
-	name := strings.TrimPrefix(flagName(arg), "-")
-	long := strings.HasPrefix(name, "-")
-	name = strings.TrimPrefix(name, "-")
-	if name == "help" || name == "h" {
-		return true
-	}
-	for _, fs := range sets {
-		if long && fs.Lookup(name) != nil || !long && fs.ShorthandLookup(name) != nil {
-			return true
+// controllerFlags is the controller's flag set as main builds it: its
+// options, and the standard flag set's --kubeconfig (controller-runtime's;
+// in a test binary the test.* flags too, which no page names).
+func controllerFlags() *flag.FlagSet {
+	fs := flag.NewFlagSet("stageset-controller", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	newOptions().bindFlags(fs)
+	goflag.CommandLine.VisitAll(func(f *goflag.Flag) {
+		if !strings.HasPrefix(f.Name, "test.") {
+			fs.AddGoFlag(f)
 		}
-	}
-	return false
+	})
+	return fs
 }
 
-// checkCLI finds the subcommand the arguments name, as cobra does, and
-// checks that it exists and has each flag given.
-func (n *docNames) checkCLI(prog string, args []string) []string {
-	cmd, name := n.cli, prog
-	unresolved := false // a <command> placeholder: any command's flags
-	positional := false // past the subcommand, at its arguments
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			// Skip the value of a flag that takes one.
-			if !strings.Contains(a, "=") {
-				fname := strings.TrimLeft(a, "-")
-				var f *flag.Flag
-				if strings.HasPrefix(a, "--") {
-					f = cmd.Flags().Lookup(fname)
-					if f == nil {
-						f = cmd.InheritedFlags().Lookup(fname)
-					}
-				} else if len(fname) == 1 {
-					f = cmd.Flags().ShorthandLookup(fname)
-					if f == nil {
-						f = cmd.InheritedFlags().ShorthandLookup(fname)
-					}
-				}
-				if f != nil && f.NoOptDefVal == "" {
-					i++
-				}
-			}
-			continue
-		}
-		if positional || unresolved {
-			continue
-		}
-		if a == cobra.ShellCompRequestCmd || a == cobra.ShellCompNoDescRequestCmd {
-			return nil // the words to complete follow
-		}
-		var sub *cobra.Command
-		for _, c := range cmd.Commands() {
-			if c.Name() == a || c.HasAlias(a) {
-				sub = c
+// checkCLI parses a stagesetctl command line with the CLI (checkStagesetctl,
+// runbooks_test.go); a span names a command and need not give its
+// arguments. Before a <command> placeholder, the flags of any command go.
+func (n *docNames) checkCLI(args []string, countArgs bool) error {
+	if i := slices.IndexFunc(args, func(a string) bool { return !strings.HasPrefix(a, "-") }); i >= 0 && isPlaceholder(args[i]) {
+		for _, a := range args {
+			if name, ok := strings.CutPrefix(a, "--"); ok && !n.cliFlags[strings.SplitN(name, "=", 2)[0]] {
+				return fmt.Errorf("no command has the flag %s", a)
 			}
 		}
-		switch {
-		case sub != nil:
-			cmd, name = sub, name+" "+a
-		case !cmd.Runnable() && subWord.MatchString(a):
-			return []string{fmt.Sprintf("%s has no command %q", name, a)}
-		case !cmd.Runnable():
-			unresolved = true
-		default:
-			positional = true
-		}
+		return nil
 	}
-	var out []string
-	for _, a := range flagArgs(args) {
-		ok := pflagHas(a, cmd.Flags(), cmd.InheritedFlags())
-		if unresolved {
-			ok = !strings.HasPrefix(a, "--") || n.cliFlags[strings.TrimPrefix(flagName(a), "--")]
-		}
-		if !ok {
-			out = append(out, fmt.Sprintf("%s has no flag %s", name, flagName(a)))
-		}
-	}
-	return out
+	return checkStagesetctl(args, countArgs)
 }
 
 // checkMake checks the targets of a make command line, and with make run
@@ -570,7 +527,7 @@ func (n *docNames) checkMake(args []string) []string {
 			}
 		case subWord.MatchString(a):
 			targets = append(targets, a)
-		case strings.HasPrefix(a, "<") || a == "TARGET":
+		case isPlaceholder(a) || a == "TARGET":
 			// make <target>: a placeholder.
 		default:
 			return nil // "make run: file.yaml:14: ...": output, not a command
@@ -582,9 +539,7 @@ func (n *docNames) checkMake(args []string) []string {
 		}
 	}
 	if hasRunArgs && slices.Contains(targets, "run") {
-		for _, p := range n.checkLocalrun(strings.Fields(runArgs)) {
-			out = append(out, p)
-		}
+		out = append(out, n.checkLocalrun(strings.Fields(runArgs))...)
 	}
 	return out
 }
@@ -593,10 +548,14 @@ func (n *docNames) checkMake(args []string) []string {
 // --name alike).
 func (n *docNames) checkLocalrun(args []string) []string {
 	var out []string
-	for _, a := range flagArgs(args) {
-		name := strings.SplitN(strings.TrimLeft(a, "-"), "=", 2)[0]
-		if !n.localrun[name] {
-			out = append(out, fmt.Sprintf("make run (hack/localrun) has no flag --%s", name))
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if name := strings.TrimLeft(a, "-"); name != a && name != "" {
+			if name = strings.SplitN(name, "=", 2)[0]; !n.localrun[name] {
+				out = append(out, fmt.Sprintf("make run (hack/localrun) has no flag --%s", name))
+			}
 		}
 	}
 	return out

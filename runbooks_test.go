@@ -6,19 +6,14 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
-	flag "github.com/spf13/pflag"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/cli"
@@ -173,200 +168,27 @@ func TestRunbookPages(t *testing.T) {
 	}
 }
 
-// Every stagesetctl command of a runbook's code blocks names a subcommand
-// and flags the CLI has, with an argument count it accepts: a runbook read
-// at 3 a.m. must not fail on a flag that does not exist.
+// checkStagesetctl, with which TestDocsPromiseOnlyWhatExists checks every
+// stagesetctl command of the runbooks (and of every other page), accepts
+// the command lines a runbook writes and refuses the broken ones: a
+// runbook read at 3 a.m. must not fail on a flag that does not exist.
 func TestRunbookCommandsExist(t *testing.T) {
 	for _, args := range [][]string{{"get", "-A"}, {"get", "shop", "-n", "apps", "-o", "yaml"}, {"-n", "apps", "get"}, {"get", "--help"}, {"version"}, {"reconcile", "shop", "--force", "--timeout", "15m"}, {"tree", "shop", "--health"}, {"diff", "shop", "--path", "."}, {"events", "shop", "-w"}} {
-		if err := checkStagesetctl(args); err != nil {
+		if err := checkStagesetctl(args, true); err != nil {
 			t.Errorf("stagesetctl %v is refused: %v", args, err)
 		}
 	}
 	for _, args := range [][]string{{"get", "--fake"}, {"reconcile"}, {"reconcile", "shop", "--fake"}, {"frobnicate", "shop"}, {"tree"}, {"get", "a", "b"}, {"version", "-o", "yaml"}, {}} {
-		if checkStagesetctl(args) == nil {
+		if checkStagesetctl(args, true) == nil {
 			t.Errorf("stagesetctl %v is accepted", args)
 		}
 	}
-	files := append(slices.Sorted(maps.Keys(runbookPages(t))), "README.md")
-	checked := 0
-	for _, file := range files {
-		data, err := os.ReadFile(filepath.Join(runbookDir, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range codeLines(string(data)) {
-			for _, args := range stagesetctlCalls(line) {
-				checked++
-				if err := checkStagesetctl(args); err != nil {
-					t.Errorf("%s: %q: %v", file, line, err)
-				}
-			}
-		}
-	}
-	if checked == 0 {
-		t.Fatal("no stagesetctl command found in the runbooks: the parser is broken")
-	}
-}
-
-// Every controller flag a runbook names in its text (`--flag`) is a flag of
-// the controller or of stagesetctl, and every stageset_* and gotk_* series
-// it names is one the controller exports.
-func TestRunbookNamesExist(t *testing.T) {
-	flags := map[string]bool{}
-	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
-	newOptions().bindFlags(fs)
-	fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true })
-	walkCommands(cli.NewRootCommand(io.Discard), func(c *cobra.Command) {
-		c.Flags().VisitAll(func(f *flag.Flag) { flags[f.Name] = true })
-		c.PersistentFlags().VisitAll(func(f *flag.Flag) { flags[f.Name] = true })
-	})
-	series := exportedSeries(t)
-
-	inlineFlag := regexp.MustCompile("`--([a-z0-9-]+)")
-	seriesName := regexp.MustCompile(`\b(?:stageset|gotk)_[a-z_]+\b`)
-	files := append(slices.Sorted(maps.Keys(runbookPages(t))), "README.md")
-	for _, file := range files {
-		data, err := os.ReadFile(filepath.Join(runbookDir, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range inlineFlag.FindAllStringSubmatch(string(data), -1) {
-			if !flags[m[1]] {
-				t.Errorf("%s names --%s, which neither the controller nor stagesetctl has", file, m[1])
-			}
-		}
-		for _, name := range seriesName.FindAllString(string(data), -1) {
-			if !series[name] {
-				t.Errorf("%s names the series %s, which the controller does not export", file, name)
-			}
-		}
-	}
-}
-
-// exportedSeries returns the stageset_* and gotk_* series names the
-// controller exports, histograms with their _bucket, _sum and _count series.
-// The stageset_* names are read from internal/metrics, whose collectors are
-// not exported; the gotk_* ones are fluxcd/pkg/runtime's.
-func exportedSeries(t *testing.T) map[string]bool {
-	t.Helper()
-	src, err := os.ReadFile("internal/metrics/metrics.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	series := map[string]bool{}
-	for _, m := range regexp.MustCompile(`Name:\s+"(stageset_\w+)"`).FindAllStringSubmatch(string(src), -1) {
-		series[m[1]] = true
-	}
-	descs := make(chan *prometheus.Desc, 16)
-	go func() {
-		for _, c := range fluxmetrics.NewRecorder().Collectors() {
-			c.Describe(descs)
-		}
-		close(descs)
-	}()
-	fqName := regexp.MustCompile(`fqName: "(\w+)"`)
-	for d := range descs {
-		if m := fqName.FindStringSubmatch(d.String()); m != nil {
-			for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
-				series[m[1]+suffix] = true
-			}
-		}
-	}
-	if len(series) < 8 {
-		t.Fatalf("found only %d exported series: %v", len(series), series)
-	}
-	return series
-}
-
-// codeLines returns the lines of the fenced code blocks of a Markdown page,
-// with backslash-continued lines joined.
-func codeLines(page string) []string {
-	var lines []string
-	in := false
-	pending := ""
-	for _, line := range strings.Split(page, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
-			in = !in
-			continue
-		}
-		if !in {
-			continue
-		}
-		if strings.HasSuffix(line, `\`) {
-			pending += strings.TrimSuffix(line, `\`) + " "
-			continue
-		}
-		lines = append(lines, pending+line)
-		pending = ""
-	}
-	return lines
-}
-
-// stagesetctlCalls returns the arguments of every stagesetctl call of a
-// shell line: the words after "stagesetctl" up to the end of the simple
-// command (a pipe, a list operator, a redirection, a closing parenthesis
-// or a comment, outside quotes).
-func stagesetctlCalls(line string) [][]string {
-	words := shellWords(line)
-	var calls [][]string
-	for i, w := range words {
-		if w != "stagesetctl" && !strings.HasSuffix(w, "/stagesetctl") {
-			continue
-		}
-		var args []string
-		for _, a := range words[i+1:] {
-			if a == "" { // an operator
-				break
-			}
-			args = append(args, a)
-		}
-		calls = append(calls, args)
-	}
-	return calls
-}
-
-// shellWords splits a shell line into words, quotes removed; each operator
-// (| ; & > < ) #) outside quotes becomes an empty word.
-func shellWords(line string) []string {
-	var words []string
-	var b strings.Builder
-	inWord := false
-	var quote rune
-	flush := func() {
-		if inWord {
-			words = append(words, b.String())
-		}
-		b.Reset()
-		inWord = false
-	}
-	for _, r := range line {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			} else {
-				b.WriteRune(r)
-			}
-		case r == '"' || r == '\'':
-			quote, inWord = r, true
-		case strings.ContainsRune("|;&<>)#", r):
-			flush()
-			words = append(words, "")
-		case r == ' ' || r == '\t':
-			flush()
-		default:
-			b.WriteRune(r)
-			inWord = true
-		}
-	}
-	flush()
-	return words
 }
 
 // checkStagesetctl tells whether the CLI accepts args as a command line: an
-// existing subcommand, flags it (or a parent, persistently) defines, and an
-// argument count its Args accepts. Nothing is run.
-func checkStagesetctl(args []string) error {
+// existing subcommand, flags it (or a parent, persistently) defines, and,
+// with countArgs, an argument count its Args accepts. Nothing is run.
+func checkStagesetctl(args []string, countArgs bool) error {
 	root := cli.NewRootCommand(io.Discard)
 	cmd, rest, err := root.Find(args)
 	if err != nil {
@@ -381,6 +203,9 @@ func checkStagesetctl(args []string) error {
 	}
 	if cmd == root {
 		return fmt.Errorf("no subcommand")
+	}
+	if !countArgs {
+		return nil
 	}
 	return cmd.ValidateArgs(cmd.Flags().Args())
 }
