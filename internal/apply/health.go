@@ -359,25 +359,37 @@ func (m *Manager) watchGroup(ctx context.Context, j *judge, g healthGroup, selec
 	}
 }
 
+// staleWatchIntervals is how many intervals an object not yet Current may
+// go without news from the watch before it is read directly: a watch whose
+// connection stalls (a proxy, a lost TCP peer) stays open and sends nothing,
+// and the object would otherwise be waited on until the timeout.
+const staleWatchIntervals = 5
+
 // follow records the group's objects as the watch sends them. Each
 // interval, an object this watch has not shown (its labels were removed,
 // or it was deleted, or changed while no watch was open) is read directly,
 // and a StatefulSet or ReplicaSet still in progress is judged by its Pods
-// too (judge.deep).
+// too (judge.deep). An object not Current that the watch has said nothing
+// of for staleWatchIntervals is read directly too.
 func (m *Manager) follow(ctx context.Context, j *judge, g healthGroup, w watch.Interface, interval time.Duration, health *healthState) {
 	last := map[object.ObjMetadata]*unstructured.Unstructured{}
+	heard := map[object.ObjMetadata]time.Time{}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case now := <-ticker.C:
 			for id := range g.ids {
 				switch obj, seen := last[id]; {
 				case !seen:
 					m.read(ctx, j, g.gvk, id, health)
-				case podControllers[id.GroupKind] && !health.current(id):
+				case health.current(id):
+				case now.Sub(heard[id]) >= staleWatchIntervals*interval:
+					heard[id] = now
+					m.read(ctx, j, g.gvk, id, health)
+				case podControllers[id.GroupKind]:
 					health.set(j.deep(ctx, obj))
 				}
 			}
@@ -397,7 +409,7 @@ func (m *Manager) follow(ctx context.Context, j *judge, g healthGroup, w watch.I
 				delete(last, id)
 				health.set(notFound(id))
 			default:
-				last[id] = u
+				last[id], heard[id] = u, time.Now()
 				health.set(j.status(ctx, u))
 			}
 		}

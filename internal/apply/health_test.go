@@ -14,6 +14,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -68,6 +69,59 @@ func TestWait_WatchesTheStage(t *testing.T) {
 	markAvailable(t, d)
 	g.Eventually(done, testenv.Timeout, testenv.Poll).Should(Receive(BeNil()))
 	g.Expect(gets.Load()).To(BeZero(), "no object read")
+}
+
+// stallingClient hands out watches that go silent, without closing, once
+// stall is set: what a watch does through a stalled connection.
+type stallingClient struct {
+	client.WithWatch
+	stall atomic.Bool
+}
+
+func (c *stallingClient) Watch(ctx context.Context, list client.ObjectList, opts ...client.ListOption) (watch.Interface, error) {
+	w, err := c.WithWatch.Watch(ctx, list, opts...)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan watch.Event)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if c.stall.Load() {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return watch.NewProxyWatcher(out), nil
+}
+
+// An object not Current that the watch has gone silent about is read
+// directly after a few intervals: a stalled watch does not hold the stage
+// until its timeout.
+func TestWait_StalledWatchFallsBackToReads(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.NewNamespace(t)
+	owner := Owner{Name: "shop", Namespace: ns, Stage: "web"}
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme, Mapper: env.Client.RESTMapper()})
+	g.Expect(err).NotTo(HaveOccurred())
+	stalling := &stallingClient{WithWatch: c}
+	m := NewManager(stalling, fieldManager)
+	d := deployment(t, ns, "web")
+	cs, err := m.Apply(context.Background(), owner, []*unstructured.Unstructured{d}, ApplyOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	done := waitAsyncWith(m, context.Background(), cs.ToObjMetadataSet(), WaitOptions{
+		Objects: true, Selector: owner.Labels(), Interval: 100 * time.Millisecond, Timeout: testenv.Timeout})
+	g.Consistently(done, time.Second, testenv.Poll).ShouldNot(Receive())
+	stalling.stall.Store(true)
+	markAvailable(t, d)
+	g.Eventually(done, 5*time.Second, testenv.Poll).Should(Receive(BeNil()))
 }
 
 // An identity that may read the kind but not watch it is served by reads.
