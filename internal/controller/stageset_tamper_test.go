@@ -38,44 +38,48 @@ func sha256Digest(data []byte) string {
 // and the Secrets keep their owner, type and labels. Only the MAC is
 // missing, which a tenant cannot make.
 func forgeSnapshot(g Gomega, obj *stagesetv1.StageSet, stage string, objects ...map[string]any) {
-	ctx := context.Background()
-	var secrets corev1.SecretList
-	g.Expect(env.Client.List(ctx, &secrets, client.InNamespace(obj.Namespace))).To(Succeed())
-	var head *corev1.Secret
-	for i := range secrets.Items {
-		s := &secrets.Items[i]
-		if _, isChunk := s.Labels[snapshot.GenerationLabel]; s.Type == snapshot.SecretType && !isChunk {
-			head = s
+	// The controller may still be writing the snapshot it took when it
+	// turned Ready: a conflict starts the forgery again from what it wrote.
+	g.Eventually(func(g Gomega) {
+		ctx := context.Background()
+		var secrets corev1.SecretList
+		g.Expect(env.Client.List(ctx, &secrets, client.InNamespace(obj.Namespace))).To(Succeed())
+		var head *corev1.Secret
+		for i := range secrets.Items {
+			s := &secrets.Items[i]
+			if _, isChunk := s.Labels[snapshot.GenerationLabel]; s.Type == snapshot.SecretType && !isChunk {
+				head = s
+			}
 		}
-	}
-	g.Expect(head).NotTo(BeNil(), "the StageSet has a snapshot")
-	var idx struct {
-		Generation int64 `json:"generation"`
-		Chunks     []struct {
-			Name string `json:"name"`
-		} `json:"chunks"`
-	}
-	g.Expect(json.Unmarshal(head.Data["index.json"], &idx)).To(Succeed())
+		g.Expect(head).NotTo(BeNil(), "the StageSet has a snapshot")
+		var idx struct {
+			Generation int64 `json:"generation"`
+			Chunks     []struct {
+				Name string `json:"name"`
+			} `json:"chunks"`
+		}
+		g.Expect(json.Unmarshal(head.Data["index.json"], &idx)).To(Succeed())
 
-	doc, err := json.Marshal(map[string]any{"version": 1, "revision": "rev-1",
-		"stages": []any{map[string]any{"name": stage, "revision": "rev-1", "objects": objects}}})
-	g.Expect(err).NotTo(HaveOccurred())
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	_, _ = gz.Write(doc)
-	g.Expect(gz.Close()).To(Succeed())
-	data := buf.Bytes()
+		doc, err := json.Marshal(map[string]any{"version": 1, "revision": "rev-1",
+			"stages": []any{map[string]any{"name": stage, "revision": "rev-1", "objects": objects}}})
+		g.Expect(err).NotTo(HaveOccurred())
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		_, _ = gz.Write(doc)
+		g.Expect(gz.Close()).To(Succeed())
+		data := buf.Bytes()
 
-	chunk := &corev1.Secret{}
-	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: idx.Chunks[0].Name}, chunk)).To(Succeed())
-	chunk.Data = map[string][]byte{"data": data}
-	g.Expect(env.Client.Update(ctx, chunk)).To(Succeed())
+		chunk := &corev1.Secret{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: idx.Chunks[0].Name}, chunk)).To(Succeed())
+		chunk.Data = map[string][]byte{"data": data}
+		g.Expect(env.Client.Update(ctx, chunk)).To(Succeed())
 
-	index, err := json.Marshal(map[string]any{"generation": idx.Generation, "uid": obj.UID, "digest": sha256Digest(data), "size": len(data),
-		"chunks": []any{map[string]any{"name": chunk.Name, "digest": sha256Digest(data)}}})
-	g.Expect(err).NotTo(HaveOccurred())
-	head.Data = map[string][]byte{"index.json": index, "index.mac": []byte("hmac-sha256:" + hex.EncodeToString(make([]byte, 32)))}
-	g.Expect(env.Client.Update(ctx, head)).To(Succeed())
+		index, err := json.Marshal(map[string]any{"generation": idx.Generation, "uid": obj.UID, "digest": sha256Digest(data), "size": len(data),
+			"chunks": []any{map[string]any{"name": chunk.Name, "digest": sha256Digest(data)}}})
+		g.Expect(err).NotTo(HaveOccurred())
+		head.Data = map[string][]byte{"index.json": index, "index.mac": []byte("hmac-sha256:" + hex.EncodeToString(make([]byte, 32)))}
+		g.Expect(env.Client.Update(ctx, head)).To(Succeed())
+	}, timeout, poll).Should(Succeed())
 }
 
 func TestForgedSnapshotIsNeverApplied(t *testing.T) {
