@@ -98,6 +98,9 @@ func kustomizeBuild(root, dir string, in Input) (resmap.ResMap, error) {
 	if errors.Is(err, errTooManyObjects) {
 		return nil, errorf("stage path %q holds more than %d objects, the limit per stage (--max-objects-per-stage): split it into several stages", in.Path, in.MaxObjects)
 	}
+	if remote := (*remoteError)(nil); errors.As(err, &remote) {
+		return nil, errorf("kustomize build of stage path %q refused: %w", in.Path, remote)
+	}
 	if len(in.Patches) > 0 {
 		// A second build only on the failure path: if the folder builds
 		// without the stage's patches, the patches are at fault.
@@ -131,14 +134,14 @@ func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch, m
 	if err := fs.WriteFile(kfile, manifest); err != nil {
 		return nil, fmt.Errorf("writing the kustomization in memory: %w", err)
 	}
-	if maxObjects <= 0 {
-		return krustyRun(fs, dir)
-	}
 	limited := &limitFS{FileSystem: fs, max: maxObjects}
 	resMap, err := krustyRun(limited, dir)
-	if limited.over {
-		// kustomize wraps the failed read in messages of its own: the
-		// limit is what the user needs to read.
+	// kustomize wraps a failed read in messages of its own: the limit or
+	// the remote reference is what the user needs to read.
+	switch {
+	case limited.remote != nil:
+		return nil, limited.remote
+	case limited.over:
 		return nil, errTooManyObjects
 	}
 	return resMap, err

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"sigs.k8s.io/kustomize/api/provider"
 	kustypes "sigs.k8s.io/kustomize/api/types"
@@ -29,23 +31,50 @@ const DefaultMaxObjects = 2000
 // errTooManyObjects is the failure of a build over its object limit.
 var errTooManyObjects = errors.New("too many objects")
 
+// remoteError is the failure of a build whose kustomization names a remote
+// file or base.
+type remoteError struct{ ref string }
+
+func (e *remoteError) Error() string {
+	return fmt.Sprintf("%q is remote: remote files and bases are not supported, vendor them into the source", e.ref)
+}
+
 // limitFS is the build's file system with a budget of objects: every file
 // kustomize reads is charged with the objects it can yield (objectsIn), and
 // the read past the budget fails. over tells the build that the failure is
 // the budget's, so the caller reports the limit instead of kustomize's
 // wrapped read error.
+//
+// It also refuses a kustomization that names a remote file or base.
+// kustomize fetches an http(s) file itself, with a client of its own that
+// has no timeout and that no file system sees, and clones a git base by
+// running git: either would let a tenant choose a host the controller
+// calls, hold the build lock for as long as that host answers slowly, and
+// bring in objects this file system never counts. remote tells the build
+// which reference it was.
 type limitFS struct {
 	filesys.FileSystem
-	max   int
-	count int
-	over  bool
+	max    int // 0: no limit on objects
+	count  int
+	over   bool
+	remote *remoteError
 }
 
-// ReadFile charges the objects of the file to the budget.
+// ReadFile refuses a kustomization with remote references and charges the
+// objects of the file to the budget.
 func (fs *limitFS) ReadFile(path string) ([]byte, error) {
 	data, err := fs.FileSystem.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if isKustomization(filepath.Base(path)) {
+		if ref := remoteReference(data); ref != "" {
+			fs.remote = &remoteError{ref: ref}
+			return nil, fs.remote
+		}
+	}
+	if fs.max <= 0 {
+		return data, nil
 	}
 	fs.count += objectsIn(filepath.Base(path), data)
 	if fs.count > fs.max {
@@ -100,6 +129,83 @@ func generatedBy(data []byte) int {
 		n += resourcesIn([]byte(g))
 	}
 	return n
+}
+
+// remoteReference returns the first file or base a kustomization names that
+// kustomize would fetch over the network: an http(s) URL in any field that
+// names a file, and for resources, components and bases also the forms
+// kustomize clones with git (ssh, git@, git::, and host/org/repo paths of
+// the well-known hosts). A kustomization that does not decode names none
+// (kustomize refuses it).
+func remoteReference(data []byte) string {
+	var k kustypes.Kustomization
+	if err := k.Unmarshal(data); err != nil {
+		return ""
+	}
+	var files []string
+	files = append(files, k.Crds...)
+	files = append(files, k.Configurations...)
+	files = append(files, k.Generators...)
+	files = append(files, k.Transformers...)
+	files = append(files, k.Validators...)
+	for _, p := range k.PatchesStrategicMerge {
+		files = append(files, string(p))
+	}
+	for _, p := range append(k.Patches, k.PatchesJson6902...) {
+		files = append(files, p.Path)
+	}
+	for _, r := range k.Replacements {
+		files = append(files, r.Path)
+	}
+	for _, g := range k.ConfigMapGenerator {
+		files = append(files, sources(g.KvPairSources)...)
+	}
+	for _, g := range k.SecretGenerator {
+		files = append(files, sources(g.KvPairSources)...)
+	}
+	for _, f := range k.OpenAPI {
+		files = append(files, f)
+	}
+	for _, f := range files {
+		if isURL(f) {
+			return f
+		}
+	}
+	for _, r := range slices.Concat(k.Resources, k.Components, k.Bases) {
+		if isURL(r) || isGitBase(r) {
+			return r
+		}
+	}
+	return ""
+}
+
+// sources returns the file paths of a generator: files (key=path or path),
+// envs and env.
+func sources(kv kustypes.KvPairSources) []string {
+	var paths []string
+	for _, f := range kv.FileSources {
+		_, path, found := strings.Cut(f, "=")
+		if !found {
+			path = f
+		}
+		paths = append(paths, path)
+	}
+	return append(append(paths, kv.EnvSources...), kv.EnvSource)
+}
+
+// isURL tells a reference with a scheme ("https://", "ssh://", ...).
+func isURL(ref string) bool {
+	return strings.Contains(ref, "://")
+}
+
+// isGitBase tells the scheme-less forms of a git base kustomize clones.
+func isGitBase(ref string) bool {
+	for _, prefix := range []string{"git@", "git::", "github.com/", "gitlab.com/", "bitbucket.org/", "dev.azure.com/"} {
+		if strings.HasPrefix(strings.ToLower(ref), prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // isKustomization tells the file names kustomize reads a kustomization from.

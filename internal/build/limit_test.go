@@ -3,7 +3,10 @@ package build
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"unicode/utf16"
 
@@ -186,4 +189,61 @@ func TestBuild_MaxObjects(t *testing.T) {
 			g.Expect(len(objects)).To(BeNumerically(">", limit))
 		})
 	}
+}
+
+// A kustomization naming a remote file or base is refused before kustomize
+// fetches it, with or without an object limit: the host would be the
+// tenant's choice, the fetch would hold the build lock without a timeout,
+// and its objects would never be counted.
+func TestBuild_RemoteReferencesAreRefusedUnfetched(t *testing.T) {
+	var hits atomic.Int64
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte(configMaps(3, "remote")))
+	}))
+	defer server.Close()
+
+	for name, kustomization := range map[string]string{
+		"resource":       "resources: [" + server.URL + "/cms.yaml]\n",
+		"patch":          "resources: [cm.yaml]\npatches:\n- path: " + server.URL + "/patch.yaml\n",
+		"generator-file": "configMapGenerator:\n- name: gen\n  files: [key=" + server.URL + "/data]\n",
+		"generator-env":  "configMapGenerator:\n- name: gen\n  envs: [" + server.URL + "/env]\n",
+		"component":      "resources: [cm.yaml]\ncomponents: [" + server.URL + "/component]\n",
+		"openapi":        "resources: [cm.yaml]\nopenapi:\n  path: " + server.URL + "/schema.json\n",
+		"git-https":      "resources:\n- https://github.com/example/repo//base?ref=v1\n",
+		"git-ssh":        "resources: [ssh://git@example.com/org/repo]\n",
+		"git-at":         "resources: ['git@github.com:example/repo.git']\n",
+		"git-schemeless": "resources:\n- github.com/example/repo/base?ref=v1\n",
+	} {
+		for _, limit := range []int{0, DefaultMaxObjects} {
+			t.Run(fmt.Sprintf("%s-limit-%d", name, limit), func(t *testing.T) {
+				g := NewWithT(t)
+				root := t.TempDir()
+				writeTree(t, root, map[string]string{"app/kustomization.yaml": kustomization, "app/cm.yaml": configMaps(1, "cm")})
+				_, err := Build(Input{Root: root, Path: "./app", MaxObjects: limit})
+				g.Expect(err).To(MatchError(ContainSubstring(`kustomize build of stage path "./app" refused: `)))
+				g.Expect(err).To(MatchError(ContainSubstring("is remote: remote files and bases are not supported, vendor them into the source")))
+				g.Expect(err.Error()).NotTo(ContainSubstring(root), "no host path")
+			})
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the server was asked %d times; want none", n)
+	}
+
+	// A nested kustomization is checked too, and local references pass.
+	g := NewWithT(t)
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"app/kustomization.yaml":  "resources: [../base, cm.yaml]\n",
+		"app/cm.yaml":             configMaps(1, "cm"),
+		"base/kustomization.yaml": "resources: [" + server.URL + "/cms.yaml]\n",
+	})
+	_, err := Build(Input{Root: root, Path: "./app"})
+	g.Expect(err).To(MatchError(ContainSubstring("is remote")))
+	writeTree(t, root, map[string]string{"base/kustomization.yaml": "resources: [cms.yaml]\n", "base/cms.yaml": configMaps(2, "base")})
+	objects, err := Build(Input{Root: root, Path: "./app"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(objects).To(HaveLen(3))
+	g.Expect(hits.Load()).To(BeZero())
 }
