@@ -359,21 +359,24 @@ func (m *Manager) watchGroup(ctx context.Context, j *judge, g healthGroup, selec
 	}
 }
 
-// staleWatchIntervals is how many intervals an object not yet Current may
-// go without news from the watch before it is read directly: a watch whose
-// connection stalls (a proxy, a lost TCP peer) stays open and sends nothing,
-// and the object would otherwise be waited on until the timeout.
+// staleWatchIntervals is how many intervals a watch may stay silent while
+// an object of its group is not Current before it is opened again: a watch
+// whose connection stalls (a proxy, a lost TCP peer) stays open and sends
+// nothing, and the objects would otherwise be waited on until the timeout.
+// The new watch starts with the objects as they are. A quiet watch that was
+// fine costs one request per group and period, not one per object.
 const staleWatchIntervals = 5
 
 // follow records the group's objects as the watch sends them. Each
 // interval, an object this watch has not shown (its labels were removed,
 // or it was deleted, or changed while no watch was open) is read directly,
 // and a StatefulSet or ReplicaSet still in progress is judged by its Pods
-// too (judge.deep). An object not Current that the watch has said nothing
-// of for staleWatchIntervals is read directly too.
+// too (judge.deep). follow returns when the watch ends, or when it was
+// silent for staleWatchIntervals while an object of the group is not
+// Current, for watchGroup to open it again.
 func (m *Manager) follow(ctx context.Context, j *judge, g healthGroup, w watch.Interface, interval time.Duration, health *healthState) {
 	last := map[object.ObjMetadata]*unstructured.Unstructured{}
-	heard := map[object.ObjMetadata]time.Time{}
+	heard := time.Now()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -381,22 +384,27 @@ func (m *Manager) follow(ctx context.Context, j *judge, g healthGroup, w watch.I
 		case <-ctx.Done():
 			return
 		case now := <-ticker.C:
+			waiting := false
 			for id := range g.ids {
 				switch obj, seen := last[id]; {
 				case !seen:
 					m.read(ctx, j, g.gvk, id, health)
 				case health.current(id):
-				case now.Sub(heard[id]) >= staleWatchIntervals*interval:
-					heard[id] = now
-					m.read(ctx, j, g.gvk, id, health)
 				case podControllers[id.GroupKind]:
 					health.set(j.deep(ctx, obj))
+					waiting = true
+				default:
+					waiting = true
 				}
+			}
+			if waiting && now.Sub(heard) >= staleWatchIntervals*interval {
+				return
 			}
 		case ev, ok := <-w.ResultChan():
 			if !ok || ev.Type == watch.Error {
 				return
 			}
+			heard = time.Now()
 			u, isObject := ev.Object.(*unstructured.Unstructured)
 			if !isObject || ev.Type == watch.Bookmark {
 				continue
@@ -409,7 +417,7 @@ func (m *Manager) follow(ctx context.Context, j *judge, g healthGroup, w watch.I
 				delete(last, id)
 				health.set(notFound(id))
 			default:
-				last[id], heard[id] = u, time.Now()
+				last[id] = u
 				health.set(j.status(ctx, u))
 			}
 		}
