@@ -99,7 +99,11 @@ func (s *run) restoreStage(ctx context.Context, mgr *apply.Manager, stage stages
 			return fmt.Errorf("health check: %w", err)
 		}
 	}
-	s.setPhase(stage.Name, stagesetv1.StagePhaseReady, "Rolled back to revision "+revision)
+	message := "Rolled back to revision " + revision
+	if snap == nil {
+		message = "Emptied: the stage is new in the failed revision"
+	}
+	s.setPhase(stage.Name, stagesetv1.StagePhaseReady, message)
 	return nil
 }
 

@@ -125,7 +125,8 @@ func TestRollbackOfAnAddedStageLeavesItEmpty(t *testing.T) {
 	g.Expect(exists("v1", "ConfigMap", ns, "gate")()).To(BeFalse(), "what the failed rollout applied in the new stage is deleted")
 	g.Expect(exists("v1", "ConfigMap", ns, "a")()).To(BeTrue())
 	g.Expect(obj.Status.Stages).To(ContainElement(And(
-		HaveField("Name", "b"), HaveField("Inventory", Not(BeNil())), HaveField("Inventory.Entries", BeEmpty()))))
+		HaveField("Name", "b"), HaveField("Inventory", Not(BeNil())), HaveField("Inventory.Entries", BeEmpty()),
+		HaveField("Message", "Emptied: the stage is new in the failed revision"))))
 }
 
 // A substituteFrom value that fails a rollout is rolled back and held like
