@@ -124,7 +124,7 @@ func entryObject(e stagesetv1.ResourceRef) (*unstructured.Unstructured, error) {
 // MergeInventories returns the union of two inventories.
 func MergeInventories(a, b *stagesetv1.ResourceInventory) *stagesetv1.ResourceInventory {
 	seen := map[string]bool{}
-	out := &stagesetv1.ResourceInventory{Entries: []stagesetv1.ResourceRef{}}
+	out := NewInventory(nil)
 	for _, inv := range []*stagesetv1.ResourceInventory{b, a} {
 		if inv == nil {
 			continue

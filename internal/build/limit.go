@@ -68,16 +68,15 @@ func (fs *limitFS) ReadFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if isKustomization(filepath.Base(path)) {
-		if ref := remoteReference(data); ref != "" {
-			fs.remote = &remoteError{ref: ref}
-			return nil, fs.remote
-		}
+	k := kustomizationOf(filepath.Base(path), data)
+	if ref := remoteReference(k); ref != "" {
+		fs.remote = &remoteError{ref: ref}
+		return nil, fs.remote
 	}
 	if fs.max <= 0 {
 		return data, nil
 	}
-	fs.count += objectsIn(filepath.Base(path), data)
+	fs.count += objectsIn(data, k)
 	if fs.count > fs.max {
 		fs.over = true
 		return nil, fmt.Errorf("more than %d objects", fs.max)
@@ -85,20 +84,31 @@ func (fs *limitFS) ReadFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// kustomizationOf decodes a file kustomize reads a kustomization from, as
+// kustomize decodes it (keys in any case, the last of duplicate keys): nil
+// for another file, or one that does not decode (kustomize refuses it).
+func kustomizationOf(name string, data []byte) *kustypes.Kustomization {
+	if !slices.Contains(konfig.RecognizedKustomizationFileNames(), name) {
+		return nil
+	}
+	k := &kustypes.Kustomization{}
+	if err := k.Unmarshal(data); err != nil {
+		return nil
+	}
+	return k
+}
+
 // objectsIn returns an upper bound of the resources kustomize can make of
 // one file: the resources kustomize reads of it as a resource file, and for
-// a kustomization the objects its generators make. It parses the file with
+// a kustomization (k, decoded from it) the objects its generators make. It
+// parses the file with
 // kustomize's own functions, never a look-alike: any difference between two
 // parsers (escapes such as kind: "\x4Cist", UTF-16, duplicate keys, "---#"
 // separators, keys in another case) is a way to hide objects from the count.
 // A file that kustomize cannot read as resources (a generator's data file,
 // a kustomization) makes none of its own.
-func objectsIn(name string, data []byte) int {
-	n := resourcesIn(data)
-	if isKustomization(name) {
-		n += generatedBy(data)
-	}
-	return n
+func objectsIn(data []byte, k *kustypes.Kustomization) int {
+	return resourcesIn(data) + generatedBy(k)
 }
 
 // resourceFactory parses files as kustomize's build does.
@@ -118,11 +128,9 @@ func resourcesIn(data []byte) int {
 // generatedBy counts the objects the generators of a kustomization make,
 // one per configMapGenerator and secretGenerator entry and one per
 // generator config written inline in `generators:` (a file or directory
-// there is charged when kustomize reads it). The kustomization is decoded
-// as kustomize decodes it (keys in any case, the last of duplicate keys).
-func generatedBy(data []byte) int {
-	var k kustypes.Kustomization
-	if err := k.Unmarshal(data); err != nil {
+// there is charged when kustomize reads it); none for a nil k.
+func generatedBy(k *kustypes.Kustomization) int {
+	if k == nil {
 		return 0
 	}
 	n := len(k.ConfigMapGenerator) + len(k.SecretGenerator)
@@ -136,11 +144,9 @@ func generatedBy(data []byte) int {
 // kustomize would fetch over the network: an http(s) URL in any field that
 // names a file, and for resources, components and bases also the forms
 // kustomize clones with git (ssh, git@, git::, and host/org/repo paths of
-// the well-known hosts). A kustomization that does not decode names none
-// (kustomize refuses it).
-func remoteReference(data []byte) string {
-	var k kustypes.Kustomization
-	if err := k.Unmarshal(data); err != nil {
+// the well-known hosts). A nil k names none.
+func remoteReference(k *kustypes.Kustomization) string {
+	if k == nil {
 		return ""
 	}
 	var files []string
@@ -152,7 +158,7 @@ func remoteReference(data []byte) string {
 	for _, p := range k.PatchesStrategicMerge {
 		files = append(files, string(p))
 	}
-	for _, p := range append(k.Patches, k.PatchesJson6902...) {
+	for _, p := range slices.Concat(k.Patches, k.PatchesJson6902) {
 		files = append(files, p.Path)
 	}
 	for _, r := range k.Replacements {
@@ -207,9 +213,4 @@ func isGitBase(ref string) bool {
 		}
 	}
 	return false
-}
-
-// isKustomization tells the file names kustomize reads a kustomization from.
-func isKustomization(name string) bool {
-	return slices.Contains(konfig.RecognizedKustomizationFileNames(), name)
 }

@@ -106,7 +106,7 @@ func TestObjectsIn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			g.Expect(objectsIn(tt.file, []byte(tt.data))).To(Equal(tt.want))
+			g.Expect(objectsIn([]byte(tt.data), kustomizationOf(tt.file, []byte(tt.data)))).To(Equal(tt.want))
 		})
 	}
 }
