@@ -1,108 +1,18 @@
 package main
 
-// Reading a page for docs_promises_test.go: the code spans, fenced blocks
-// and table cells of its Markdown (goldmark, with GitHub's tables), and the
-// simple commands of its shell (mvdan.cc/sh).
+// Reading a page for docs_promises_test.go: its code spans and fenced
+// blocks (internal/testenv/markdown), and the simple commands of its shell
+// (mvdan.cc/sh).
 
 import (
 	"path"
 	"regexp"
 	"strings"
 
-	"github.com/yuin/goldmark"
-	gast "github.com/yuin/goldmark/ast"
-	"github.com/yuin/goldmark/extension"
-	east "github.com/yuin/goldmark/extension/ast"
-	"github.com/yuin/goldmark/text"
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/stageset/stageset-controller/internal/testenv/markdown"
 )
-
-// mdSpan is a code span and the line it starts on.
-type mdSpan struct {
-	line int
-	text string
-	// header: of the table column the span is in, if any.
-	header string
-}
-
-// mdBlock is a fenced code block, with the line of its first line.
-type mdBlock struct {
-	lang  string
-	line  int
-	lines []string
-}
-
-var markdown = goldmark.New(goldmark.WithExtensions(extension.Table))
-
-// readMarkdown returns the code spans and fenced code blocks of a page.
-func readMarkdown(page string) (spans []mdSpan, blocks []mdBlock) {
-	src := []byte(page)
-	lineAt := func(offset int) int { return 1 + strings.Count(page[:offset], "\n") }
-	doc := markdown.Parser().Parse(text.NewReader(src))
-	_ = gast.Walk(doc, func(n gast.Node, entering bool) (gast.WalkStatus, error) {
-		if !entering {
-			return gast.WalkContinue, nil
-		}
-		switch n := n.(type) {
-		case *gast.CodeSpan:
-			s := mdSpan{text: strings.ReplaceAll(plainText(n, src), "\n", " "), header: columnHeader(n, src)}
-			if t, ok := n.FirstChild().(*gast.Text); ok {
-				s.line = lineAt(t.Segment.Start)
-			}
-			spans = append(spans, s)
-			return gast.WalkSkipChildren, nil
-		case *gast.FencedCodeBlock:
-			if n.Lines().Len() == 0 {
-				return gast.WalkContinue, nil
-			}
-			b := mdBlock{lang: strings.ToLower(string(n.Language(src))), line: lineAt(n.Lines().At(0).Start)}
-			for i := 0; i < n.Lines().Len(); i++ {
-				seg := n.Lines().At(i)
-				b.lines = append(b.lines, strings.TrimRight(string(seg.Value(src)), "\n"))
-			}
-			blocks = append(blocks, b)
-		}
-		return gast.WalkContinue, nil
-	})
-	return spans, blocks
-}
-
-// plainText is the text of a node's descendants.
-func plainText(n gast.Node, src []byte) string {
-	var b strings.Builder
-	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
-		switch c := c.(type) {
-		case *gast.Text:
-			b.Write(c.Segment.Value(src))
-		case *gast.String:
-			b.Write(c.Value)
-		default:
-			b.WriteString(plainText(c, src))
-		}
-	}
-	return b.String()
-}
-
-// columnHeader is the header of the table column a node is in, or "".
-func columnHeader(n gast.Node, src []byte) string {
-	for ; n != nil; n = n.Parent() {
-		if _, ok := n.(*east.TableCell); !ok {
-			continue
-		}
-		col := 0
-		for c := n.PreviousSibling(); c != nil; c = c.PreviousSibling() {
-			col++
-		}
-		header := n.Parent().Parent().FirstChild() // row → table → header row
-		for c := header.FirstChild(); c != nil; c = c.NextSibling() {
-			if col == 0 {
-				return plainText(c, src)
-			}
-			col--
-		}
-	}
-	return ""
-}
 
 // shellCmd is a simple command: the line it starts on, its words unquoted
 // (a $VAR or $(...) is "x") without redirections and assignments before it.
@@ -183,11 +93,11 @@ var (
 
 // shellScript is the script of a shell block: prompts dropped, and in a
 // console session the output lines blank (so lines keep their numbers).
-func shellScript(b mdBlock) string {
-	lines := make([]string, len(b.lines))
+func shellScript(b markdown.Block) string {
+	lines := make([]string, len(b.Lines))
 	continued := false
-	for i, l := range b.lines {
-		if !prompt.MatchString(l) && consoleLangs[b.lang] && !continued {
+	for i, l := range b.Lines {
+		if !prompt.MatchString(l) && consoleLangs[b.Lang] && !continued {
 			continue
 		}
 		lines[i] = prompt.ReplaceAllString(l, "")

@@ -17,6 +17,8 @@ import (
 
 	"github.com/spf13/cobra"
 	flag "github.com/spf13/pflag"
+
+	"github.com/stageset/stageset-controller/internal/testenv/markdown"
 )
 
 // No page promises a feature that does not exist: every flag, command,
@@ -302,43 +304,43 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 		span, theirs bool
 	}
 	var cmds []cmdText
-	var reasonLines []mdSpan // text in which reason fields are checked
+	var reasonLines []markdown.Span // text in which reason fields are checked
 
-	spans, blocks := readMarkdown(content)
+	spans, blocks := markdown.Read(content)
 	for _, s := range spans {
-		theirs := otherToolName.MatchString(s.header) && !strings.Contains(strings.ToLower(s.header), "stageset")
-		cmds = append(cmds, cmdText{s.line, s.text, true, theirs})
+		theirs := otherToolName.MatchString(s.Header) && !strings.Contains(strings.ToLower(s.Header), "stageset")
+		cmds = append(cmds, cmdText{s.Line, s.Text, true, theirs})
 		if theirs {
 			continue // another tool's names and flags; our commands are still checked
 		}
 		reasonLines = append(reasonLines, s)
-		if word := strings.TrimSpace(s.text); camelCase.MatchString(word) {
+		if word := strings.TrimSpace(s.Text); camelCase.MatchString(word) {
 			checked++
 			if !n.names[word] {
-				report(s.line, "`%s` is no reason the controller sets, nor a kind, alert, API value or Go name of the code", word)
+				report(s.Line, "`%s` is no reason the controller sets, nor a kind, alert, API value or Go name of the code", word)
 			}
 		}
 	}
 	controller := controllerFlags()
 	for _, b := range blocks {
-		text := strings.Join(b.lines, "\n")
+		text := strings.Join(b.Lines, "\n")
 		mentionsStageSets := strings.Contains(strings.ToLower(text), "stageset")
 		switch {
-		case b.lang == "yaml" || b.lang == "yml":
+		case b.Lang == "yaml" || b.Lang == "yml":
 			shell := map[int]bool{}
-			for i := 0; i < len(b.lines); i++ {
-				m := yamlRun.FindStringSubmatch(b.lines[i])
+			for i := 0; i < len(b.Lines); i++ {
+				m := yamlRun.FindStringSubmatch(b.Lines[i])
 				if m == nil {
 					continue
 				}
 				if v := m[2]; strings.HasPrefix(v, "|") || strings.HasPrefix(v, ">") {
-					for j := i + 1; j < len(b.lines); j++ {
-						l := b.lines[j]
+					for j := i + 1; j < len(b.Lines); j++ {
+						l := b.Lines[j]
 						if strings.TrimSpace(l) != "" && len(l)-len(strings.TrimLeft(l, " ")) <= len(m[1]) {
 							break
 						}
 						shell[j] = true
-						cmds = append(cmds, cmdText{line: b.line + j, text: l})
+						cmds = append(cmds, cmdText{line: b.Line + j, text: l})
 					}
 				} else if v != "" {
 					shell[i] = true
@@ -347,42 +349,42 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 					} else if strings.HasPrefix(v, "'") && strings.HasSuffix(v, "'") && len(v) > 1 {
 						v = v[1 : len(v)-1]
 					}
-					cmds = append(cmds, cmdText{line: b.line + i, text: v})
+					cmds = append(cmds, cmdText{line: b.Line + i, text: v})
 				}
 			}
 			if strings.Contains(text, "stageset-controller") || strings.Contains(text, "extraArgs") {
-				for i, l := range b.lines {
+				for i, l := range b.Lines {
 					if shell[i] {
 						continue
 					}
 					for _, m := range yamlFlag.FindAllStringSubmatch(l, -1) {
 						checked++
 						if controller.Lookup(m[1]) == nil {
-							report(b.line+i, "stageset-controller has no flag --%s", m[1])
+							report(b.Line+i, "stageset-controller has no flag --%s", m[1])
 						}
 					}
 				}
 			}
-		case shellLangs[b.lang] || consoleLangs[b.lang]:
-			cmds = append(cmds, cmdText{line: b.line, text: shellScript(b)})
+		case shellLangs[b.Lang] || consoleLangs[b.Lang]:
+			cmds = append(cmds, cmdText{line: b.Line, text: shellScript(b)})
 		}
-		for i, l := range b.lines {
+		for i, l := range b.Lines {
 			if mentionsStageSets && !foreignCommand(l) {
-				reasonLines = append(reasonLines, mdSpan{line: b.line + i, text: l})
+				reasonLines = append(reasonLines, markdown.Span{Line: b.Line + i, Text: l})
 			}
 			for _, m := range eventLine.FindAllStringSubmatch(l, -1) {
 				checked++
 				if !n.reasons[m[1]] {
-					report(b.line+i, "reason %s is not one the controller sets", m[1])
+					report(b.Line+i, "reason %s is not one the controller sets", m[1])
 				}
 			}
 		}
 	}
 	for _, l := range reasonLines {
-		for _, m := range reasonField.FindAllStringSubmatch(l.text, -1) {
+		for _, m := range reasonField.FindAllStringSubmatch(l.Text, -1) {
 			checked++
 			if !n.reasons[m[1]] {
-				report(l.line, "reason %s is not one the controller sets", m[1])
+				report(l.Line, "reason %s is not one the controller sets", m[1])
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/testenv/markdown"
 	"github.com/stageset/stageset-controller/internal/validation"
 )
 
@@ -31,9 +32,6 @@ type yamlExample struct {
 func (e yamlExample) String() string { return fmt.Sprintf("%s:%d", e.file, e.line) }
 
 var (
-	// fenceOpen is a fenced code block's opening line: its indentation, its
-	// fence and its info string.
-	fenceOpen = regexp.MustCompile("^( *)(```+|~~~+)[ \t]*([^ \t`]*)")
 	// stageSetKind tells a StageSet that does not parse from a fragment.
 	stageSetKind = regexp.MustCompile(`(?m)^\s*kind:\s*["']?StageSet["']?\s*$`)
 	// hereDoc opens a here-document in a shell line (kubectl apply -f -
@@ -48,27 +46,14 @@ var (
 // with their line numbers. A block indented in a list item loses that
 // indentation.
 func yamlExamples(file string, src string) []yamlExample {
-	lines := strings.Split(src, "\n")
 	var out []yamlExample
-	for i := 0; i < len(lines); i++ {
-		m := fenceOpen.FindStringSubmatch(lines[i])
-		if m == nil {
-			continue
-		}
-		indent, fence, lang := m[1], m[2], strings.ToLower(m[3])
-		var body []string
-		start := i + 2 // the first line inside the block, counted from 1
-		for i++; i < len(lines); i++ {
-			trimmed := strings.TrimSpace(lines[i])
-			if len(trimmed) >= len(fence) && strings.Trim(trimmed, fence[:1]) == "" {
-				break
-			}
-			body = append(body, strings.TrimPrefix(lines[i], indent))
-		}
+	_, blocks := markdown.Read(src)
+	for _, b := range blocks {
+		start, body := b.Line, b.Lines
 		switch {
-		case lang == "yaml" || lang == "yml":
+		case b.Lang == "yaml" || b.Lang == "yml":
 			out = append(out, yamlDocuments(file, start, body)...)
-		case shellBlocks[lang]:
+		case shellBlocks[b.Lang]:
 			for j := 0; j < len(body); j++ {
 				h := hereDoc.FindStringSubmatch(body[j])
 				if h == nil {
