@@ -112,6 +112,8 @@ type StageSetReconciler struct {
 	runs inflight
 	// warned is the drift last reported per StageSet in Warn mode.
 	warned warnedDrift
+	// known is the resourceVersion of each StageSet as last written.
+	known knownVersions
 }
 
 // NewStageSet returns an empty StageSet, for callers that need an object of
@@ -124,13 +126,14 @@ func NewStageSet() *stagesetv1.StageSet {
 // deleted, otherwise a rollout of every stage in order.
 func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := NewStageSet()
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+	if err := r.readCurrent(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Gone by any path (also without the finalizer's teardown):
 			// nothing of it is kept in memory.
 			r.Metrics.Delete(req.Namespace, req.Name)
 			r.Builds.Forget(buildCachePrefix(req.Namespace, req.Name))
 			r.warned.forget(req.NamespacedName)
+			r.known.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -146,6 +149,7 @@ func (r *StageSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}()
 
 	patcher := newObjectPatcher(r.Client, r.StatusManager, obj)
+	patcher.wrote = func(resourceVersion string) { r.known.set(req.NamespacedName, resourceVersion) }
 	// A panic is a bug of the controller, never of the StageSet: the run
 	// ends Ready=False with the panic's message instead of a status stuck
 	// at Reconciling (SPEC §11), and is retried like any failure.

@@ -20,6 +20,8 @@ type objectPatcher struct {
 	owner  string
 	// written is the StageSet as last read or written.
 	written *stagesetv1.StageSet
+	// wrote, when set, is told the resourceVersion of each write.
+	wrote func(resourceVersion string)
 }
 
 func newObjectPatcher(c client.Client, owner string, obj *stagesetv1.StageSet) *objectPatcher {
@@ -42,12 +44,20 @@ func (p *objectPatcher) Patch(ctx context.Context, obj *stagesetv1.StageSet) err
 		}
 		obj.Status = *status
 		p.written.ObjectMeta = *obj.ObjectMeta.DeepCopy()
+		p.record(obj)
 	}
 	if !equality.Semantic.DeepEqual(p.written.Status, obj.Status) {
 		if err := p.client.Status().Patch(ctx, obj, client.MergeFrom(p.written), client.FieldOwner(p.owner)); err != nil {
 			return err
 		}
+		p.record(obj)
 	}
 	p.written = obj.DeepCopy()
 	return nil
+}
+
+func (p *objectPatcher) record(obj *stagesetv1.StageSet) {
+	if p.wrote != nil {
+		p.wrote(obj.ResourceVersion)
+	}
 }

@@ -13,8 +13,11 @@ import (
 
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
 	"github.com/fluxcd/pkg/runtime/events"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/build"
 	"github.com/stageset/stageset-controller/internal/impersonation"
 	"github.com/stageset/stageset-controller/internal/integrity"
@@ -41,7 +44,51 @@ var (
 	// integrityKey is the controller's key; tests that forge snapshots or
 	// ledgers do so without it, as a tenant would.
 	integrityKey = integrity.NewRandomKey()
+	// lagging is the reconciler's cached client; a test makes it serve an
+	// older StageSet, as an informer behind the latest write does.
+	lagging *laggingCache
 )
+
+// laggingCache serves, once per armed key, an older copy of a StageSet in
+// place of the cached one: an informer that has not yet seen the last
+// write, which envtest's single, fast API server rarely shows on its own.
+type laggingCache struct {
+	client.Client
+	mu    sync.Mutex
+	stale map[types.NamespacedName]*stagesetv1.StageSet
+}
+
+// serveOnce makes the next Get of the StageSet's key answer old.
+func (l *laggingCache) serveOnce(old *stagesetv1.StageSet) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stale == nil {
+		l.stale = map[types.NamespacedName]*stagesetv1.StageSet{}
+	}
+	l.stale[client.ObjectKeyFromObject(old)] = old.DeepCopy()
+}
+
+// served tells whether the armed copy of key was read.
+func (l *laggingCache) served(key types.NamespacedName) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, armed := l.stale[key]
+	return !armed
+}
+
+func (l *laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if into, ok := obj.(*stagesetv1.StageSet); ok {
+		l.mu.Lock()
+		old, armed := l.stale[key]
+		delete(l.stale, key)
+		l.mu.Unlock()
+		if armed {
+			old.DeepCopyInto(into)
+			return nil
+		}
+	}
+	return l.Client.Get(ctx, key, obj, opts...)
+}
 
 func TestMain(m *testing.M) {
 	var err error
@@ -57,8 +104,9 @@ func setupReconciler(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
+	lagging = &laggingCache{Client: mgr.GetClient()}
 	r := &StageSetReconciler{
-		Client:    mgr.GetClient(),
+		Client:    lagging,
 		APIReader: mgr.GetAPIReader(),
 		Clients: &impersonation.Factory{
 			Base:   mgr.GetConfig(),
