@@ -2,11 +2,14 @@ package main
 
 import (
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 )
 
 // The proxy names each request by verb and resource; the counts per object
@@ -79,5 +82,29 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := percentile([]float64{3, 1, 2}, 0.5); got != 2 {
 		t.Errorf("median of three %v, want 2", got)
+	}
+}
+
+// -controller-args reach every controller process, after the benchmark's
+// own flags, so that a later flag (a fixed metrics port for pprof) wins.
+func TestControllerArgsComeLast(t *testing.T) {
+	defer func(old []string) { extraControllerArgs = old }(extraControllerArgs)
+	extraControllerArgs = []string{"--enable-pprof", "--metrics-bind-address=127.0.0.1:18181"}
+	dir := t.TempDir()
+	// echo stands in for the controller: its log is its command line.
+	p, err := startController("/bin/echo", dir, &rest.Config{Host: "https://127.0.0.1:1"}, "run-x", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	p.proxy.Close()
+	log, err := os.ReadFile(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Fields(string(log))
+	if len(args) < 3 || args[len(args)-2] != "--enable-pprof" || args[len(args)-1] != "--metrics-bind-address=127.0.0.1:18181" ||
+		!slices.Contains(args, "--metrics-bind-address=127.0.0.1:0") {
+		t.Errorf("controller command line %q: want the benchmark's flags, then -controller-args", args)
 	}
 }

@@ -20,6 +20,9 @@ import (
 // StageSets earlier repetitions left in the API server.
 const runLabel = "bench.stageset.io/run"
 
+// extraControllerArgs are the -controller-args of the command line.
+var extraControllerArgs []string
+
 // controllerProcess is one controller process, talking to the API server
 // through its own counting proxy.
 type controllerProcess struct {
@@ -56,16 +59,17 @@ func startController(bin, dir string, admin *rest.Config, run string, concurrent
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin,
-		"--kubeconfig="+kubeconfig,
+	args := []string{
+		"--kubeconfig=" + kubeconfig,
 		"--enable-webhook=false",
 		"--metrics-bind-address=127.0.0.1:0",
 		"--health-probe-bind-address=127.0.0.1:0",
 		"--integrity-key-secret=kube-system/stageset-bench-key",
-		"--watch-label-selector="+runLabel+"="+run,
-		"--concurrent="+strconv.Itoa(concurrent),
+		"--watch-label-selector=" + runLabel + "=" + run,
+		"--concurrent=" + strconv.Itoa(concurrent),
 		"--log-level=error",
-	)
+	}
+	cmd := exec.Command(bin, append(args, extraControllerArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	p := &controllerProcess{cmd: cmd, proxy: proxy, logPath: logPath, exited: make(chan struct{})}
 	p.started = time.Now()

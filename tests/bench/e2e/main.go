@@ -72,7 +72,9 @@ type options struct {
 	sizes     sizes
 	jsonPath  string
 	mdPath    string
-	log       io.Writer
+	// keep keeps the working directory (the controllers' logs).
+	keep bool
+	log  io.Writer
 }
 
 // bench is the state shared by the scenarios of one benchmark run.
@@ -105,6 +107,11 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 3, "the repetitions of each scenario")
 	flag.StringVar(&o.jsonPath, "out", "bench.json", "the JSON file of every measurement")
 	flag.StringVar(&o.mdPath, "md", "bench.md", "the Markdown table of the results")
+	flag.BoolVar(&o.keep, "keep", false, "keep the working directory with each controller process's log")
+	flag.Func("controller-args", "more flags for every controller process, space-separated, after the benchmark's own (a later flag wins), e.g. \"--enable-pprof --metrics-bind-address=127.0.0.1:8080\" to profile a scenario", func(v string) error {
+		extraControllerArgs = append(extraControllerArgs, strings.Fields(v)...)
+		return nil
+	})
 	flag.Parse()
 	o.scenarios = strings.Split(*scenarios, ",")
 	o.sizes = fullSizes
@@ -141,7 +148,11 @@ func run(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	if o.keep {
+		fmt.Fprintf(o.log, "controller logs and kubeconfigs are kept in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	// The build and the test bed start side by side.
 	type built struct {
 		bin string
