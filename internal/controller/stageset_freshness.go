@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -17,11 +18,12 @@ import (
 // the moment the run ends. Acting on the older status, the reconcile would
 // roll out again a revision the run just applied — its actions and events
 // twice, forced applies undoing what was changed since, completed
-// migration Jobs deleted. A cached StageSet whose resourceVersion is not
-// the one known is read again from the API server.
+// migration Jobs deleted. A cached StageSet older than the version known
+// is read again from the API server.
 //
-// resourceVersions are compared for equality only, never ordered, as the
-// API conventions ask: a mismatch means "maybe older", and costs one GET.
+// resourceVersions are ordered with apimachinery's CompareResourceVersion
+// (Kubernetes 1.35 made them comparable within a resource); one it cannot
+// read is only compared for equality, and a mismatch costs one GET.
 type knownVersions struct {
 	mu       sync.Mutex
 	versions map[types.NamespacedName]string
@@ -40,12 +42,18 @@ func (k *knownVersions) set(key types.NamespacedName, resourceVersion string) {
 // current tells whether a cached StageSet of resourceVersion holds at least
 // what the reconciler last wrote: nothing is known (no write since the
 // controller started, whose cache was then listed anew), or it is the
-// version known.
+// version known or a later one.
 func (k *knownVersions) current(key types.NamespacedName, resourceVersion string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	known, ok := k.versions[key]
-	return !ok || known == resourceVersion
+	if !ok || known == resourceVersion {
+		return true
+	}
+	// Newer than the last write (another writer's spec or annotation
+	// change) holds that write too: no read needed.
+	newer, err := resourceversion.CompareResourceVersion(resourceVersion, known)
+	return err == nil && newer > 0
 }
 
 func (k *knownVersions) forget(key types.NamespacedName) {
@@ -63,6 +71,10 @@ func (r *StageSetReconciler) readCurrent(ctx context.Context, key types.Namespac
 	if r.known.current(key, obj.ResourceVersion) {
 		return nil
 	}
+	// Into an empty object, so that nothing of the cached copy can outlive
+	// the read, whatever the decoder does with fields the answer leaves out
+	// (today's JSON decoding of a typed object keeps none: checked).
+	*obj = stagesetv1.StageSet{}
 	if err := r.APIReader.Get(ctx, key, obj); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
@@ -63,6 +64,31 @@ func TestAStaleCachedStageSetIsReadAgain(t *testing.T) {
 
 	g.Eventually(func() bool { return lagging.served(client.ObjectKeyFromObject(obj)) }, timeout, poll).Should(BeTrue())
 	g.Eventually(runs, timeout, poll).Should(BeNumerically(">", before))
-	g.Consistently(applied, time.Second, poll).Should(Equal(1), "rev-1 was rolled out again")
+	g.Consistently(applied, 2*time.Second, poll).Should(Equal(1), "rev-1 was rolled out again")
 	eventuallyReason(t, g, obj, "True/Succeeded")
+}
+
+// A cached StageSet is read again only when it may be older than the last
+// write: not when nothing was written, nor when another writer's change
+// made it newer.
+func TestKnownVersions(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "app"}
+	var k knownVersions
+	if !k.current(key, "10") {
+		t.Error("nothing written yet: the cache is as new as anything known")
+	}
+	k.set(key, "10")
+	for rv, want := range map[string]bool{"10": true, "11": true, "100": true, "9": false, "": false, "not-a-number": false} {
+		if got := k.current(key, rv); got != want {
+			t.Errorf("last write 10, cached %q: current %v, want %v", rv, got, want)
+		}
+	}
+	k.set(key, "opaque")
+	if !k.current(key, "opaque") || k.current(key, "11") {
+		t.Error("a resourceVersion that is not a number is only compared for equality")
+	}
+	k.forget(key)
+	if !k.current(key, "1") {
+		t.Error("forgotten: nothing known")
+	}
 }
