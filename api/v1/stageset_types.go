@@ -615,6 +615,13 @@ type StageStatus struct {
 	// +optional
 	Inventory *ResourceInventory `json:"inventory,omitempty"`
 
+	// PruneDisabled records that the stage was last applied with prune:
+	// false. When the stage leaves the spec, its objects are then left in
+	// place, as prune: false leaves the objects that leave a stage, and as
+	// deletionPolicy MirrorPrune leaves them when the StageSet is deleted.
+	// +optional
+	PruneDisabled bool `json:"pruneDisabled,omitempty"`
+
 	// PreActionsRevision is the revision the stage's pre actions last ran
 	// for: they run once per revision, a restart does not repeat them.
 	// +optional

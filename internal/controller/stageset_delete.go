@@ -88,7 +88,9 @@ func (r *StageSetReconciler) teardown(ctx context.Context, obj *stagesetv1.Stage
 		status := obj.Status.Stages[i]
 		del := obj.GetDeletionPolicy() == stagesetv1.DeletionPolicyDelete
 		if p, inSpec := prune[status.Name]; !del {
-			del = !inSpec || p
+			// A stage removed from the spec mirrors the prune setting it
+			// was last applied with.
+			del = p || (!inSpec && !status.PruneDisabled)
 		}
 		remaining, gone, err := teardownStage(ctx, mgr, obj, status, del)
 		obj.Status.Stages[i].Inventory = remaining

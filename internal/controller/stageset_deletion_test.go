@@ -141,3 +141,54 @@ func TestGoneStageSetIsForgotten(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(reconciler.Builds.Holds(buildCachePrefix(ns, "gone"))).To(BeFalse())
 }
+
+// A stage last applied with prune: false keeps its objects when it leaves
+// the spec, as prune: false keeps the objects that leave a stage: at the
+// end of the next run, and when the StageSet is deleted (MirrorPrune)
+// before a run got that far.
+func TestRemovedStageWithPruneDisabledKeepsItsObjects(t *testing.T) {
+	setup := func(t *testing.T, g Gomega) (string, *stagesetv1.StageSet) {
+		ns := env.NewNamespace(t)
+		src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+			"a/a.yaml": configMap("a"), "kept/cm.yaml": configMap("kept"), "pruned/cm.yaml": configMap("pruned"),
+		})
+		kept := stage("kept", "./kept")
+		kept.Prune = new(bool)
+		obj := newStageSet(ns, "app", src, stage("a", "./a"), kept, stage("pruned", "./pruned"))
+		obj.Spec.TargetNamespace = ns
+		create(t, obj)
+		eventuallyReason(t, g, obj, "True/Succeeded")
+		g.Expect(obj.Status.Stages[1].PruneDisabled).To(BeTrue())
+		g.Expect(obj.Status.Stages[2].PruneDisabled).To(BeFalse())
+		return ns, obj
+	}
+
+	t.Run("removed", func(t *testing.T) {
+		g := NewWithT(t)
+		ns, obj := setup(t, g)
+		updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.Stages = obj.Spec.Stages[:1] })
+		g.Eventually(func() int { get(g, obj); return len(obj.Status.Stages) }, timeout, poll).Should(Equal(1))
+		eventuallyReason(t, g, obj, "True/Succeeded")
+		g.Expect(exists("v1", "ConfigMap", ns, "pruned")()).To(BeFalse())
+		g.Expect(exists("v1", "ConfigMap", ns, "kept")()).To(BeTrue(), "its stage had prune: false")
+	})
+
+	t.Run("deleted before the removal ran", func(t *testing.T) {
+		g := NewWithT(t)
+		ctx := context.Background()
+		ns, obj := setup(t, g)
+		// The run that would tear the removed stages down fails first.
+		updateSpec(g, obj, func(obj *stagesetv1.StageSet) {
+			obj.Spec.Stages = obj.Spec.Stages[:1]
+			obj.Spec.Stages[0].Path = "./missing"
+		})
+		eventuallyReason(t, g, obj, "False/BuildFailed")
+		g.Expect(obj.Status.Stages).To(HaveLen(3))
+
+		g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
+		g.Eventually(func() bool { return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj)) }, timeout, poll).Should(BeTrue())
+		g.Expect(exists("v1", "ConfigMap", ns, "a")()).To(BeFalse())
+		g.Expect(exists("v1", "ConfigMap", ns, "pruned")()).To(BeFalse())
+		g.Expect(exists("v1", "ConfigMap", ns, "kept")()).To(BeTrue(), "its stage had prune: false")
+	})
+}

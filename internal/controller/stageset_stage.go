@@ -85,6 +85,9 @@ func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan planned
 	// status.stages is only touched through s.stageStatus(name): each patch
 	// below re-decodes the StageSet.
 	s.stageStatus(stage.Name).Revision = plan.revision
+	// Remembered for the day the stage leaves the spec, whose prune setting
+	// then goes with it (teardownRemovedStages).
+	s.stageStatus(stage.Name).PruneDisabled = !stage.IsPruneEnabled()
 	s.setPhase(stage.Name, stagesetv1.StagePhaseApplying, fmt.Sprintf("Applying %d objects", len(plan.objects)))
 	if err := s.patchProgress(ctx, "Applying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return nil, err

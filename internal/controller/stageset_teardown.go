@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/fluxcd/pkg/ssa"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 	"github.com/stageset/stageset-controller/internal/apply"
@@ -22,7 +23,8 @@ func (s *run) hasRemovedStages() bool {
 }
 
 // teardownRemovedStages deletes, in reverse stage order, the objects of
-// stages that are in the status but no longer in the spec.
+// stages that are in the status but no longer in the spec, unless the stage
+// was last applied with prune: false.
 func (s *run) teardownRemovedStages(ctx context.Context, mgr *apply.Manager) error {
 	inSpec := map[string]bool{}
 	for _, st := range s.obj.Spec.Stages {
@@ -33,7 +35,13 @@ func (s *run) teardownRemovedStages(ctx context.Context, mgr *apply.Manager) err
 		if inSpec[status.Name] {
 			continue
 		}
-		remaining, gone, err := teardownStage(ctx, mgr, s.obj, status, true)
+		// A stage last applied with prune: false leaves its objects, and
+		// its migrations' records, in place.
+		remaining, gone, err := teardownStage(ctx, mgr, s.obj, status, !status.PruneDisabled)
+		if err == nil && status.PruneDisabled && status.Inventory != nil && len(status.Inventory.Entries) > 0 {
+			log.FromContext(ctx).Info("removed stage applied with prune disabled: its objects stay", "stage", status.Name,
+				"objects", len(status.Inventory.Entries))
+		}
 		if err == nil && gone {
 			// Its data is gone: a stage added again under the name migrates
 			// afresh.
