@@ -615,10 +615,11 @@ type StageStatus struct {
 	// +optional
 	Inventory *ResourceInventory `json:"inventory,omitempty"`
 
-	// PruneDisabled records that the stage was last applied with prune:
-	// false. When the stage leaves the spec, its objects are then left in
-	// place, as prune: false leaves the objects that leave a stage, and as
-	// deletionPolicy MirrorPrune leaves them when the StageSet is deleted.
+	// PruneDisabled records the stage's prune: false as the last run saw it
+	// in the spec (every run records it). When the stage leaves the spec,
+	// its objects are then left in place, as prune: false leaves the
+	// objects that leave a stage, and as deletionPolicy MirrorPrune leaves
+	// them when the StageSet is deleted.
 	// +optional
 	PruneDisabled bool `json:"pruneDisabled,omitempty"`
 

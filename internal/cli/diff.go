@@ -163,8 +163,9 @@ func diffStage(ctx context.Context, mgr *apply.Manager, p *diffPrinter, obj *sta
 }
 
 // diffRemovedStages prints the objects of stages that left the spec, which
-// the controller tears down whatever their prune setting, and returns
-// those stages.
+// the controller tears down unless the last run recorded the stage's prune:
+// false (status.stages[].pruneDisabled: then they stay), and returns the
+// stages torn down.
 func diffRemovedStages(ctx context.Context, c client.Client, mgr *apply.Manager, p *diffPrinter, obj *stagesetv1.StageSet) ([]string, error) {
 	inSpec := map[string]bool{}
 	for _, st := range obj.Spec.Stages {
@@ -182,6 +183,12 @@ func diffRemovedStages(ctx context.Context, c client.Client, mgr *apply.Manager,
 		pruned, err := mgr.Prunable(ctx, apply.Owner{Name: obj.Name, Namespace: obj.Namespace, Stage: status.Name}, objects)
 		if err != nil {
 			return nil, err
+		}
+		if status.PruneDisabled {
+			for _, o := range pruned {
+				p.action(utils.FmtUnstructured(o), fmt.Sprintf("would stay (stage %q was removed, its prune is false)", status.Name))
+			}
+			continue
 		}
 		for _, o := range pruned {
 			p.action(utils.FmtUnstructured(o), fmt.Sprintf("would be pruned (stage %q was removed)", status.Name))

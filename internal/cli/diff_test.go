@@ -2,11 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
+	"github.com/stageset/stageset-controller/internal/apply"
 	"github.com/stageset/stageset-controller/internal/controller"
 )
 
@@ -75,4 +80,33 @@ func TestDiffAppliesAsTheController(t *testing.T) {
 	if controllerName != controller.ControllerName {
 		t.Fatalf("diff applies as %q, the controller as %q", controllerName, controller.ControllerName)
 	}
+}
+
+// The objects of a removed stage would be pruned, unless the stage was last
+// applied with prune: false: then they stay, and the stage is no change.
+func TestDiffRemovedStagesFollowTheirPruneSetting(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	for _, stage := range []string{"kept", "pruned"} {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: stage, Namespace: ns, Labels: map[string]string{
+			stagesetv1.NameLabel: "shop", stagesetv1.NamespaceLabel: ns, stagesetv1.StageLabel: stage}}}
+		g.Expect(env.Client.Create(ctx, cm)).To(Succeed())
+	}
+	inventory := func(name string) *stagesetv1.ResourceInventory {
+		return &stagesetv1.ResourceInventory{Entries: []stagesetv1.ResourceRef{{ID: ns + "_" + name + "__ConfigMap", Version: "v1"}}}
+	}
+	obj := &stagesetv1.StageSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Status: stagesetv1.StageSetStatus{Stages: []stagesetv1.StageStatus{
+			{Name: "kept", PruneDisabled: true, Inventory: inventory("kept")},
+			{Name: "pruned", Inventory: inventory("pruned")},
+		}},
+	}
+	var out bytes.Buffer
+	removed, err := diffRemovedStages(ctx, env.Client, apply.NewManager(env.Client, controllerName), &diffPrinter{out: &out}, obj)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(removed).To(Equal([]string{"pruned"}))
+	g.Expect(out.String()).To(Equal("► ConfigMap/" + ns + "/kept would stay (stage \"kept\" was removed, its prune is false)\n" +
+		"► ConfigMap/" + ns + "/pruned would be pruned (stage \"pruned\" was removed)\n"))
 }

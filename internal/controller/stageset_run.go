@@ -112,6 +112,7 @@ func (s *run) execute(ctx context.Context) error {
 	if errs := validation.StageSet(s.obj, validation.Options{NoCrossNamespaceRefs: s.r.NoCrossNamespaceRefs}); len(errs) > 0 {
 		return stalled(validation.Reason(errs), fmt.Errorf("invalid spec: %w", errs.ToAggregate()))
 	}
+	s.recordPruneSettings()
 	if err := s.r.checkDependencies(ctx, s.obj); err != nil {
 		return err
 	}
@@ -144,6 +145,23 @@ func (s *run) execute(ctx context.Context) error {
 		return s.reassert(ctx, mgr)
 	default:
 		return s.rollout(ctx, mgr)
+	}
+}
+
+// recordPruneSettings copies the prune setting of every stage of the spec
+// into its status entry, on every run: a stage that leaves the spec takes
+// its setting with it, and teardownRemovedStages and the deletion's
+// teardown then go by the last one recorded. Every run, not only those that
+// apply: a steady run with drift detection disabled or in Warn mode applies
+// nothing, and a status written before the field existed is filled in by
+// the first run after the upgrade.
+func (s *run) recordPruneSettings() {
+	for i := range s.obj.Status.Stages {
+		for _, stage := range s.obj.Spec.Stages {
+			if stage.Name == s.obj.Status.Stages[i].Name {
+				s.obj.Status.Stages[i].PruneDisabled = !stage.IsPruneEnabled()
+			}
+		}
 	}
 }
 

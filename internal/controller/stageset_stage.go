@@ -85,9 +85,6 @@ func (s *run) applyObjects(ctx context.Context, mgr *apply.Manager, plan planned
 	// status.stages is only touched through s.stageStatus(name): each patch
 	// below re-decodes the StageSet.
 	s.stageStatus(stage.Name).Revision = plan.revision
-	// Remembered for the day the stage leaves the spec, whose prune setting
-	// then goes with it (teardownRemovedStages).
-	s.stageStatus(stage.Name).PruneDisabled = !stage.IsPruneEnabled()
 	s.setPhase(stage.Name, stagesetv1.StagePhaseApplying, fmt.Sprintf("Applying %d objects", len(plan.objects)))
 	if err := s.patchProgress(ctx, "Applying stage %q (%d/%d)", stage.Name, s.stageIndex(stage.Name)+1, len(s.obj.Spec.Stages)); err != nil {
 		return nil, err
@@ -329,7 +326,12 @@ func (s *run) stageStatus(name string) *stagesetv1.StageStatus {
 			return &s.obj.Status.Stages[i]
 		}
 	}
-	s.obj.Status.Stages = append(s.obj.Status.Stages, stagesetv1.StageStatus{Name: name, Phase: stagesetv1.StagePhasePending})
+	entry := stagesetv1.StageStatus{Name: name, Phase: stagesetv1.StagePhasePending}
+	if i := s.stageIndex(name); i >= 0 {
+		// As recordPruneSettings does for the entries the run found.
+		entry.PruneDisabled = !s.obj.Spec.Stages[i].IsPruneEnabled()
+	}
+	s.obj.Status.Stages = append(s.obj.Status.Stages, entry)
 	s.sortStageStatuses()
 	for i := range s.obj.Status.Stages {
 		if s.obj.Status.Stages[i].Name == name {

@@ -24,7 +24,7 @@ func (s *run) hasRemovedStages() bool {
 
 // teardownRemovedStages deletes, in reverse stage order, the objects of
 // stages that are in the status but no longer in the spec, unless the stage
-// was last applied with prune: false.
+// had prune: false when a run last recorded it (recordPruneSettings).
 func (s *run) teardownRemovedStages(ctx context.Context, mgr *apply.Manager) error {
 	inSpec := map[string]bool{}
 	for _, st := range s.obj.Spec.Stages {
@@ -35,11 +35,11 @@ func (s *run) teardownRemovedStages(ctx context.Context, mgr *apply.Manager) err
 		if inSpec[status.Name] {
 			continue
 		}
-		// A stage last applied with prune: false leaves its objects, and
+		// A stage recorded with prune: false leaves its objects, and
 		// its migrations' records, in place.
 		remaining, gone, err := teardownStage(ctx, mgr, s.obj, status, !status.PruneDisabled)
 		if err == nil && status.PruneDisabled && status.Inventory != nil && len(status.Inventory.Entries) > 0 {
-			log.FromContext(ctx).Info("removed stage applied with prune disabled: its objects stay", "stage", status.Name,
+			log.FromContext(ctx).Info("removed stage had prune disabled: its objects stay", "stage", status.Name,
 				"objects", len(status.Inventory.Entries))
 		}
 		if err == nil && gone {
