@@ -94,6 +94,12 @@ const (
 	// gone (service account, its RBAC or the kubeConfig Secret), naming the
 	// objects left in the cluster.
 	TeardownAbandonedReason = "TeardownAbandoned"
+
+	// TeardownTimeoutReason is the Warning event of a deletion whose stage
+	// still had objects terminating (held by finalizers) when its timeout
+	// passed: the stages before it are torn down anyway, and the event names
+	// what still terminates.
+	TeardownTimeoutReason = "TeardownTimeout"
 )
 
 // Labels and annotations on applied objects (SPEC §2).

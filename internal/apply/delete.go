@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/fluxcd/pkg/ssa"
+	ssautil "github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -40,6 +44,15 @@ func (m *Manager) Delete(ctx context.Context, owner Owner, objects []*unstructur
 		case meta.IsNoMatchError(err):
 			// The kind is gone (its CRD was deleted), so are its objects.
 			deleted.Add(entryFor(obj, ssa.DeletedAction))
+		case apierrors.IsNotFound(err):
+			// Gone between ssa's read and its delete (a finalizer removed).
+			deleted.Add(entryFor(obj, ssa.DeletedAction))
+		case apierrors.IsConflict(err):
+			// ssa sets no preconditions, so a conflict can only say that the
+			// object is being deleted already (the Namespace registry has
+			// answered a second delete so while the Namespace removes its
+			// content; kube-apiserver v1.37 answers 200).
+			deleted.Add(entryFor(obj, ssa.DeletedAction))
 		default:
 			failed = append(failed, obj)
 			errs = append(errs, err)
@@ -59,4 +72,33 @@ func deleteOptions(owner Owner) ssa.DeleteOptions {
 		Inclusions:        owner.Labels(),
 		Exclusions:        map[string]string{stagesetv1.PruneAnnotation: stagesetv1.DisabledValue},
 	}
+}
+
+// Terminating returns the objects that still exist with a deletion
+// timestamp (finalizers hold them), and the latest of their timestamps.
+// Objects gone, of a kind the cluster no longer serves, or not being
+// deleted (kept, or created again) are not listed.
+func (m *Manager) Terminating(ctx context.Context, objects []*unstructured.Unstructured) ([]*unstructured.Unstructured, time.Time, error) {
+	var held []*unstructured.Unstructured
+	var since time.Time
+	for _, obj := range objects {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(obj.GroupVersionKind())
+		err := m.client.Get(ctx, client.ObjectKeyFromObject(obj), live)
+		switch {
+		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+			continue
+		case err != nil:
+			return nil, time.Time{}, fmt.Errorf("reading %s: %w", ssautil.FmtUnstructured(obj), err)
+		}
+		deleted := live.GetDeletionTimestamp()
+		if deleted == nil {
+			continue
+		}
+		held = append(held, obj)
+		if deleted.Time.After(since) {
+			since = deleted.Time
+		}
+	}
+	return held, since, nil
 }

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/fluxcd/pkg/ssa"
 	. "github.com/onsi/gomega"
@@ -105,4 +106,52 @@ func TestDelete_ReturnsFailedObjects(t *testing.T) {
 	g.Expect(cs.ToMap()).To(HaveKeyWithValue("ConfigMap/"+ns+"/cm", ssa.DeletedAction))
 	g.Expect(liveObject(t, cm)).To(BeNil())
 	g.Expect(liveObject(t, secret)).NotTo(BeNil())
+}
+
+// Terminating lists what finalizers still hold after a delete, with the
+// latest deletion; a terminating Namespace deleted a second time (as each
+// pass of a teardown wait does) counts as deleted.
+func TestDelete_TerminatingObjects(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	owner := Owner{Name: "s", Namespace: ns, Stage: "one"}
+	m := newManager()
+
+	held := func(name string) *unstructured.Unstructured {
+		obj := configMap(ns, name, nil)
+		obj.SetFinalizers([]string{"test.stageset.io/hold"})
+		return obj
+	}
+	space := &unstructured.Unstructured{}
+	space.SetAPIVersion("v1")
+	space.SetKind("Namespace")
+	space.SetName(testenv.RandomName("terminating"))
+	first, second, plain := held("first"), held("second"), configMap(ns, "plain", nil)
+	_, err := m.Apply(ctx, owner, []*unstructured.Unstructured{first, second, plain, space}, ApplyOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		for _, o := range []*unstructured.Unstructured{first, second} {
+			_ = env.Client.Patch(ctx, o, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`)))
+		}
+	})
+
+	_, _, err = m.Delete(ctx, owner, []*unstructured.Unstructured{first, plain, space})
+	g.Expect(err).NotTo(HaveOccurred())
+	// deletionTimestamp has a resolution of a second.
+	time.Sleep(1100 * time.Millisecond)
+	cs, failed, err := m.Delete(ctx, owner, []*unstructured.Unstructured{second, space})
+	g.Expect(err).NotTo(HaveOccurred(), "the Namespace deleted again")
+	g.Expect(failed).To(BeEmpty())
+	g.Expect(cs.ToMap()).To(HaveKeyWithValue("Namespace/"+space.GetName(), ssa.DeletedAction))
+
+	terminating, since, err := m.Terminating(ctx, []*unstructured.Unstructured{first, second, plain, space, configMap(ns, "never-existed", nil)})
+	g.Expect(err).NotTo(HaveOccurred())
+	var names []string
+	for _, o := range terminating {
+		names = append(names, o.GetName())
+	}
+	g.Expect(names).To(ConsistOf("first", "second", space.GetName()), "envtest never finishes a Namespace")
+	live := liveObject(t, second)
+	g.Expect(since).To(Equal(live.GetDeletionTimestamp().Time), "the latest deletion")
 }

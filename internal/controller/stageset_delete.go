@@ -7,8 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	ssautil "github.com/fluxcd/pkg/ssa/utils"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -31,8 +35,20 @@ func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.Stage
 	// A suspended StageSet is left alone, its objects too, as in Flux.
 	if !obj.Spec.Suspend && obj.GetDeletionPolicy() != stagesetv1.DeletionPolicyOrphan {
 		deleted, err := r.teardown(ctx, obj)
-		if err == nil {
-			err = r.forgetMigrations(ctx, obj, deleted)
+		var terminating *terminatingError
+		if err == nil || errors.As(err, &terminating) {
+			if ferr := r.forgetMigrations(ctx, obj, deleted); ferr != nil {
+				err = ferr
+			}
+		}
+		if errors.As(err, &terminating) {
+			// Not a failure: the teardown waits, and says for what.
+			conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, "%s", err)
+			conditions.MarkReconciling(obj, meta.ProgressingReason, "%s", err)
+			if perr := r.patchStatus(ctx, obj, patcher); perr != nil {
+				return ctrl.Result{}, perr
+			}
+			return ctrl.Result{RequeueAfter: terminationPoll(terminating.left, r.DependencyRequeueInterval)}, nil
 		}
 		if err != nil {
 			wait, retry := teardownRetry(obj, err, r.now())
@@ -68,8 +84,8 @@ func (r *StageSetReconciler) finalize(ctx context.Context, obj *stagesetv1.Stage
 
 // teardown deletes the inventory of every stage in reverse order. With
 // MirrorPrune a stage's objects are deleted only when the stage prunes; with
-// Delete they always are. A stage no longer in the spec follows its last
-// known prune setting, which is the default (true).
+// Delete they always are. A stage no longer in the spec follows the prune
+// setting recorded in its status (status.stages[].pruneDisabled).
 //
 // It returns the stages whose objects it deleted: the migration ledger
 // forgets them, since their data is gone.
@@ -88,8 +104,8 @@ func (r *StageSetReconciler) teardown(ctx context.Context, obj *stagesetv1.Stage
 		status := obj.Status.Stages[i]
 		del := obj.GetDeletionPolicy() == stagesetv1.DeletionPolicyDelete
 		if p, inSpec := prune[status.Name]; !del {
-			// A stage removed from the spec mirrors the prune setting it
-			// was last applied with.
+			// A stage removed from the spec mirrors the prune setting the
+			// last run recorded for it.
 			del = p || (!inSpec && !status.PruneDisabled)
 		}
 		remaining, gone, err := teardownStage(ctx, mgr, obj, status, del)
@@ -97,11 +113,104 @@ func (r *StageSetReconciler) teardown(ctx context.Context, obj *stagesetv1.Stage
 		if err != nil {
 			return nil, fmt.Errorf("tearing down stage %q: %w", status.Name, err)
 		}
+		// The first stage has no stage before it to hold back.
+		if del && i > 0 {
+			stillThere, err := r.awaitTermination(ctx, mgr, obj, i, status)
+			if err != nil {
+				return deleted, err
+			}
+			// Objects left terminating past the timeout may stay: their
+			// data is not known gone.
+			gone = gone && !stillThere
+		}
 		if gone {
 			deleted = append(deleted, status.Name)
 		}
 	}
 	return deleted, nil
+}
+
+// terminationPoll is how soon a teardown waiting on terminating objects
+// looks again: every 5 seconds, sooner when the wait ends sooner or the
+// dependency requeue interval is shorter (tests), never in a tight loop.
+func terminationPoll(left, dependencyRequeue time.Duration) time.Duration {
+	wait := min(left, 5*time.Second)
+	if dependencyRequeue > 0 {
+		wait = min(wait, dependencyRequeue)
+	}
+	return max(wait, 100*time.Millisecond)
+}
+
+// terminatingError is a stage whose deleted objects still exist, held by
+// finalizers: the stages before it are torn down once they are gone.
+type terminatingError struct {
+	stage   string
+	objects []*unstructured.Unstructured
+	// left is how long the stage's timeout still lets the teardown wait.
+	left time.Duration
+}
+
+func (e *terminatingError) Error() string {
+	return fmt.Sprintf("tearing down stage %q: waiting for %d objects to be deleted: %s", e.stage, len(e.objects), objectNames(e.objects))
+}
+
+// awaitTermination holds the teardown at the stage of index i while the
+// objects it deleted are still terminating (finalizers an operator of an
+// earlier stage may have to remove), for at most the stage's timeout from
+// the latest of their deletions: a stage is torn down only when the stage
+// after it is gone, as it was applied only when the stage before it was
+// healthy. While it waits, the stage keeps its whole inventory (what is
+// gone is found gone again, what was kept is kept again, so the migration
+// records of a stage that kept objects are never forgotten), and the
+// stages after it, done, leave the status. Past the timeout, a Warning
+// event says what still terminates and the teardown goes on; stillThere
+// then tells that objects of the stage may stay.
+func (r *StageSetReconciler) awaitTermination(ctx context.Context, mgr *apply.Manager, obj *stagesetv1.StageSet, i int, status stagesetv1.StageStatus) (stillThere bool, err error) {
+	if status.Inventory == nil || len(status.Inventory.Entries) == 0 {
+		return false, nil
+	}
+	objects, err := apply.InventoryObjects(status.Inventory)
+	if err == nil {
+		var held []*unstructured.Unstructured
+		var since time.Time
+		if held, since, err = mgr.Terminating(ctx, objects); err == nil {
+			if len(held) == 0 {
+				return false, nil
+			}
+			timeout := obj.GetTimeout()
+			for _, st := range obj.Spec.Stages {
+				if st.Name == status.Name {
+					timeout = obj.GetStageTimeout(st)
+				}
+			}
+			if waited := r.now().Sub(since); waited < timeout {
+				obj.Status.Stages[i].Inventory = status.Inventory
+				obj.Status.Stages = obj.Status.Stages[:i+1]
+				return false, &terminatingError{stage: status.Name, objects: held, left: timeout - waited}
+			}
+			r.eventf(obj, obj.Status.LastAppliedRevision, corev1.EventTypeWarning, stagesetv1.TeardownTimeoutReason,
+				"Stage %q: %d objects still terminating %s after their deletion (finalizers): tearing down the stages before it anyway; left: %s",
+				status.Name, len(held), timeout, objectNames(held))
+			return true, nil
+		}
+	}
+	// Whatever the stage deleted stays in its inventory, to be looked at
+	// again by the retry.
+	obj.Status.Stages[i].Inventory = status.Inventory
+	return false, fmt.Errorf("tearing down stage %q: %w", status.Name, err)
+}
+
+// objectNames lists the first objects as Kind/namespace/name.
+func objectNames(objects []*unstructured.Unstructured) string {
+	const maxListed = 10
+	var out []string
+	for _, o := range objects[:min(len(objects), maxListed)] {
+		out = append(out, ssautil.FmtUnstructured(o))
+	}
+	if len(objects) > maxListed {
+		out = append(out, fmt.Sprintf("and %d more", len(objects)-maxListed))
+	}
+	return strings.Join(out, ", ")
 }
 
 // forgetMigrations removes the ledger records of the stages whose objects

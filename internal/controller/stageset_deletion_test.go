@@ -2,15 +2,20 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stagesetv1 "github.com/stageset/stageset-controller/api/v1"
 )
@@ -173,6 +178,27 @@ func TestRemovedStageWithPruneDisabledKeepsItsObjects(t *testing.T) {
 		g.Expect(exists("v1", "ConfigMap", ns, "kept")()).To(BeTrue(), "its stage had prune: false")
 	})
 
+	t.Run("status written before the field", func(t *testing.T) {
+		g := NewWithT(t)
+		ctx := context.Background()
+		ns, obj := setup(t, g)
+		// As an older controller wrote it; any run records the setting
+		// again, a steady one too.
+		g.Eventually(func() error {
+			get(g, obj)
+			for i := range obj.Status.Stages {
+				obj.Status.Stages[i].PruneDisabled = false
+			}
+			return env.Client.Status().Update(ctx, obj)
+		}, timeout, poll).Should(Succeed())
+		requestReconcile(g, obj, "after-upgrade")
+		g.Expect(obj.Status.Stages[1].PruneDisabled).To(BeTrue())
+
+		updateSpec(g, obj, func(obj *stagesetv1.StageSet) { obj.Spec.Stages = obj.Spec.Stages[:1] })
+		g.Eventually(func() int { get(g, obj); return len(obj.Status.Stages) }, timeout, poll).Should(Equal(1))
+		g.Expect(exists("v1", "ConfigMap", ns, "kept")()).To(BeTrue(), "its stage had prune: false")
+	})
+
 	t.Run("deleted before the removal ran", func(t *testing.T) {
 		g := NewWithT(t)
 		ctx := context.Background()
@@ -191,4 +217,79 @@ func TestRemovedStageWithPruneDisabledKeepsItsObjects(t *testing.T) {
 		g.Expect(exists("v1", "ConfigMap", ns, "pruned")()).To(BeFalse())
 		g.Expect(exists("v1", "ConfigMap", ns, "kept")()).To(BeTrue(), "its stage had prune: false")
 	})
+}
+
+// held is a ConfigMap a finalizer keeps terminating once deleted, as an
+// operator's custom resource is until the operator has cleaned up.
+const heldFinalizer = "test.stageset.io/hold"
+
+func heldConfigMap(name string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  finalizers: [%s]\ndata:\n  k: v\n", name, heldFinalizer)
+}
+
+// release removes the finalizer of a held ConfigMap.
+func release(g Gomega, ns, name string) {
+	cm := configMapObj(ns, name)
+	if err := env.Client.Get(context.Background(), objKey(cm), cm); apierrors.IsNotFound(err) {
+		return
+	}
+	patch := client.MergeFrom(cm.DeepCopy())
+	cm.Finalizers = nil
+	g.Expect(env.Client.Patch(context.Background(), cm, patch)).To(Succeed())
+}
+
+// A stage is torn down once the stage after it is gone, not merely deleted:
+// an operator stage outlives the custom resources whose finalizers it must
+// remove. The StageSet says what it waits for.
+func TestDeletionWaitsForEachStageToBeGone(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"operator/cm.yaml": configMap("operator"), "app/cm.yaml": heldConfigMap("resource"),
+	})
+	app := stage("app", "./app")
+	app.Timeout = &metav1.Duration{Duration: 10 * time.Minute} // the test ends the wait, not the timeout
+	obj := newStageSet(ns, "app", src, stage("operator", "./operator"), app)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	t.Cleanup(func() { release(NewWithT(t), ns, "resource") })
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
+	g.Eventually(func() string { get(g, obj); return conditions.GetMessage(obj, meta.ReadyCondition) }, timeout, poll).
+		Should(Equal(fmt.Sprintf(`tearing down stage "app": waiting for 1 objects to be deleted: ConfigMap/%s/resource`, ns)))
+	g.Expect(conditions.GetReason(obj, meta.ReadyCondition)).To(Equal(meta.ProgressingReason))
+	g.Consistently(exists("v1", "ConfigMap", ns, "operator"), 2*time.Second, poll).Should(BeTrue(), "the stage before waits")
+
+	release(g, ns, "resource")
+	g.Eventually(func() bool { return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj)) }, timeout, poll).Should(BeTrue())
+	g.Expect(exists("v1", "ConfigMap", ns, "operator")()).To(BeFalse())
+	g.Expect(eventsWithReason(ns, "app", stagesetv1.TeardownTimeoutReason)).To(BeEmpty())
+}
+
+// The wait lasts the stage's timeout at most: then a Warning event names
+// what still terminates, and the stages before it are torn down anyway.
+func TestDeletionStopsWaitingAtTheStageTimeout(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"operator/cm.yaml": configMap("operator"), "app/cm.yaml": heldConfigMap("resource"),
+	})
+	app := stage("app", "./app")
+	app.Timeout = &metav1.Duration{Duration: 2 * time.Second}
+	obj := newStageSet(ns, "app", src, stage("operator", "./operator"), app)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	t.Cleanup(func() { release(NewWithT(t), ns, "resource") })
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
+	g.Eventually(func() bool { return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj)) }, timeout, poll).Should(BeTrue())
+	g.Expect(exists("v1", "ConfigMap", ns, "operator")()).To(BeFalse())
+	g.Expect(exists("v1", "ConfigMap", ns, "resource")()).To(BeTrue(), "still held by its finalizer")
+	g.Eventually(func() []eventv1.Event { return eventsWithReason(ns, "app", stagesetv1.TeardownTimeoutReason) }, timeout, poll).Should(HaveLen(1))
+	g.Expect(eventsWithReason(ns, "app", stagesetv1.TeardownTimeoutReason)[0].Message).To(Equal(fmt.Sprintf(
+		`Stage "app": 1 objects still terminating 2s after their deletion (finalizers): tearing down the stages before it anyway; left: ConfigMap/%s/resource`, ns)))
 }

@@ -3,7 +3,10 @@ package controller
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -103,5 +106,40 @@ func TestLedgerStaysWithAnObjectThatIsNotPruned(t *testing.T) {
 
 	deleteAndWait(g, obj)
 	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeTrue())
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-migrations"}, &corev1.Secret{})).To(Succeed())
+}
+
+// The same when the teardown waits at the stage (an object held by a
+// finalizer) and so spans several reconciles: each pass finds the kept
+// object kept again.
+func TestLedgerStaysWithAKeptObjectAcrossATeardownWait(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"first/cm.yaml": configMap("first"),
+		"db/m.yaml":     migrationJob("1"),
+		"db/app.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  annotations: {stageset.io/prune: disabled}\ndata: {v: \"1\"}\n",
+		"db/held.yaml":  heldConfigMap("resource"),
+	})
+	obj := newStageSet(ns, "shop", src, stage("first", "./first"), stage("db", "./db"))
+	obj.Spec.TargetNamespace = ns
+	obj.Spec.DeletionPolicy = stagesetv1.DeletionPolicyDelete
+	create(t, obj)
+	t.Cleanup(func() { release(NewWithT(t), ns, "resource") })
+	job := migration.JobName("shop", "db", "1")
+	g.Eventually(jobExists(ns, job), timeout, poll).Should(BeTrue())
+	g.Expect(testenv.FinishJob(ctx, env.Client, ns, job, true, "")).To(Succeed())
+	eventuallyReason(t, g, obj, "True/Succeeded")
+
+	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
+	g.Eventually(func() string { get(g, obj); return conditions.GetMessage(obj, meta.ReadyCondition) }, timeout, poll).
+		Should(ContainSubstring("waiting for 1 objects to be deleted"))
+	// A pass or two of the wait, then the finalizer goes.
+	time.Sleep(2 * time.Second)
+	release(g, ns, "resource")
+	deleteAndWait(g, obj)
+	g.Expect(exists("v1", "ConfigMap", ns, "app")()).To(BeTrue())
+	g.Expect(exists("v1", "ConfigMap", ns, "first")()).To(BeFalse())
 	g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-migrations"}, &corev1.Secret{})).To(Succeed())
 }
