@@ -82,14 +82,12 @@ func (m *Manager) Terminating(ctx context.Context, objects []*unstructured.Unstr
 	var held []*unstructured.Unstructured
 	var since time.Time
 	for _, obj := range objects {
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(obj.GroupVersionKind())
-		err := m.client.Get(ctx, client.ObjectKeyFromObject(obj), live)
-		switch {
-		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
-			continue
-		case err != nil:
+		live, err := m.live(ctx, obj)
+		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("reading %s: %w", ssautil.FmtUnstructured(obj), err)
+		}
+		if live == nil {
+			continue
 		}
 		deleted := live.GetDeletionTimestamp()
 		if deleted == nil {
@@ -101,4 +99,19 @@ func (m *Manager) Terminating(ctx context.Context, objects []*unstructured.Unstr
 		}
 	}
 	return held, since, nil
+}
+
+// live reads obj as it is in the cluster; nil when it is gone, or its kind
+// no longer served.
+func (m *Manager) live(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(obj.GroupVersionKind())
+	err := m.client.Get(ctx, client.ObjectKeyFromObject(obj), live)
+	switch {
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return live, nil
 }

@@ -5,12 +5,9 @@ import (
 	"fmt"
 
 	"github.com/fluxcd/pkg/ssa/utils"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Prunable returns the objects among objects that Delete would delete now,
@@ -26,14 +23,12 @@ func (m *Manager) Prunable(ctx context.Context, owner Owner, objects []*unstruct
 	}
 	var prunable []*unstructured.Unstructured
 	for _, obj := range objects {
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(obj.GroupVersionKind())
-		err := m.client.Get(ctx, client.ObjectKeyFromObject(obj), live)
+		live, err := m.live(ctx, obj)
 		switch {
-		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
-			continue
 		case err != nil:
 			return nil, fmt.Errorf("%s query failed: %w", utils.FmtUnstructured(obj), err)
+		case live == nil:
+			continue
 		}
 		if !sel.Matches(labels.Set(live.GetLabels())) || utils.AnyInMetadata(live, opts.Exclusions) {
 			continue

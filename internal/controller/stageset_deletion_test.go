@@ -238,23 +238,33 @@ func release(g Gomega, ns, name string) {
 	g.Expect(env.Client.Patch(context.Background(), cm, patch)).To(Succeed())
 }
 
+// operatorStageSet creates a Ready StageSet "app" whose stage "operator"
+// applies ConfigMap "operator" and whose stage "app", of the timeout,
+// applies ConfigMap "resource" held by a finalizer once deleted.
+func operatorStageSet(t *testing.T, g Gomega, appTimeout time.Duration) (string, *stagesetv1.StageSet) {
+	t.Helper()
+	ns := env.NewNamespace(t)
+	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
+		"operator/cm.yaml": configMap("operator"), "app/cm.yaml": heldConfigMap("resource"),
+	})
+	app := stage("app", "./app")
+	app.Timeout = &metav1.Duration{Duration: appTimeout}
+	obj := newStageSet(ns, "app", src, stage("operator", "./operator"), app)
+	obj.Spec.TargetNamespace = ns
+	create(t, obj)
+	t.Cleanup(func() { release(NewWithT(t), ns, "resource") })
+	eventuallyReason(t, g, obj, "True/Succeeded")
+	return ns, obj
+}
+
 // A stage is torn down once the stage after it is gone, not merely deleted:
 // an operator stage outlives the custom resources whose finalizers it must
 // remove. The StageSet says what it waits for.
 func TestDeletionWaitsForEachStageToBeGone(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := env.NewNamespace(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
-		"operator/cm.yaml": configMap("operator"), "app/cm.yaml": heldConfigMap("resource"),
-	})
-	app := stage("app", "./app")
-	app.Timeout = &metav1.Duration{Duration: 10 * time.Minute} // the test ends the wait, not the timeout
-	obj := newStageSet(ns, "app", src, stage("operator", "./operator"), app)
-	obj.Spec.TargetNamespace = ns
-	create(t, obj)
-	t.Cleanup(func() { release(NewWithT(t), ns, "resource") })
-	eventuallyReason(t, g, obj, "True/Succeeded")
+	// The test ends the wait, not the timeout.
+	ns, obj := operatorStageSet(t, g, 10*time.Minute)
 
 	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
 	g.Eventually(func() string { get(g, obj); return conditions.GetMessage(obj, meta.ReadyCondition) }, timeout, poll).
@@ -273,17 +283,7 @@ func TestDeletionWaitsForEachStageToBeGone(t *testing.T) {
 func TestDeletionStopsWaitingAtTheStageTimeout(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := env.NewNamespace(t)
-	src := newRepo(t, stagesetv1.GitRepositoryKind, ns, "repo", "rev-1", files{
-		"operator/cm.yaml": configMap("operator"), "app/cm.yaml": heldConfigMap("resource"),
-	})
-	app := stage("app", "./app")
-	app.Timeout = &metav1.Duration{Duration: 2 * time.Second}
-	obj := newStageSet(ns, "app", src, stage("operator", "./operator"), app)
-	obj.Spec.TargetNamespace = ns
-	create(t, obj)
-	t.Cleanup(func() { release(NewWithT(t), ns, "resource") })
-	eventuallyReason(t, g, obj, "True/Succeeded")
+	ns, obj := operatorStageSet(t, g, 2*time.Second)
 
 	g.Expect(env.Client.Delete(ctx, obj)).To(Succeed())
 	g.Eventually(func() bool { return apierrors.IsNotFound(env.Client.Get(ctx, objKey(obj), obj)) }, timeout, poll).Should(BeTrue())
