@@ -41,17 +41,14 @@ func (m *Manager) Delete(ctx context.Context, owner Owner, objects []*unstructur
 		switch {
 		case err == nil:
 			deleted.Add(*entry)
-		case meta.IsNoMatchError(err):
-			// The kind is gone (its CRD was deleted), so are its objects.
-			deleted.Add(entryFor(obj, ssa.DeletedAction))
-		case apierrors.IsNotFound(err):
-			// Gone between ssa's read and its delete (a finalizer removed).
-			deleted.Add(entryFor(obj, ssa.DeletedAction))
-		case apierrors.IsConflict(err):
-			// ssa sets no preconditions, so a conflict can only say that the
-			// object is being deleted already (the Namespace registry has
-			// answered a second delete so while the Namespace removes its
-			// content; kube-apiserver v1.37 answers 200).
+		case meta.IsNoMatchError(err), apierrors.IsNotFound(err), apierrors.IsConflict(err):
+			// Deleted: the kind is gone (its CRD was deleted) and its
+			// objects with it; or the object went between ssa's read and
+			// its delete (a finalizer removed); or it is being deleted
+			// already: ssa sets no preconditions, so a conflict can only
+			// say that (the Namespace registry has answered a second delete
+			// so while the Namespace removes its content; kube-apiserver
+			// v1.37 answers 200).
 			deleted.Add(entryFor(obj, ssa.DeletedAction))
 		default:
 			failed = append(failed, obj)

@@ -170,47 +170,54 @@ func (r *StageSetReconciler) awaitTermination(ctx context.Context, mgr *apply.Ma
 		return false, nil
 	}
 	objects, err := apply.InventoryObjects(status.Inventory)
+	var held []*unstructured.Unstructured
+	var since time.Time
 	if err == nil {
-		var held []*unstructured.Unstructured
-		var since time.Time
-		if held, since, err = mgr.Terminating(ctx, objects); err == nil {
-			if len(held) == 0 {
-				return false, nil
-			}
-			timeout := obj.GetTimeout()
-			for _, st := range obj.Spec.Stages {
-				if st.Name == status.Name {
-					timeout = obj.GetStageTimeout(st)
-				}
-			}
-			if waited := r.now().Sub(since); waited < timeout {
-				obj.Status.Stages[i].Inventory = status.Inventory
-				obj.Status.Stages = obj.Status.Stages[:i+1]
-				return false, &terminatingError{stage: status.Name, objects: held, left: timeout - waited}
-			}
-			r.eventf(obj, obj.Status.LastAppliedRevision, corev1.EventTypeWarning, stagesetv1.TeardownTimeoutReason,
-				"Stage %q: %d objects still terminating %s after their deletion (finalizers): tearing down the stages before it anyway; left: %s",
-				status.Name, len(held), timeout, objectNames(held))
-			return true, nil
+		held, since, err = mgr.Terminating(ctx, objects)
+	}
+	if err != nil {
+		// Whatever the stage deleted stays in its inventory, to be looked
+		// at again by the retry.
+		obj.Status.Stages[i].Inventory = status.Inventory
+		return false, fmt.Errorf("tearing down stage %q: %w", status.Name, err)
+	}
+	if len(held) == 0 {
+		return false, nil
+	}
+	timeout := obj.GetTimeout()
+	for _, st := range obj.Spec.Stages {
+		if st.Name == status.Name {
+			timeout = obj.GetStageTimeout(st)
 		}
 	}
-	// Whatever the stage deleted stays in its inventory, to be looked at
-	// again by the retry.
-	obj.Status.Stages[i].Inventory = status.Inventory
-	return false, fmt.Errorf("tearing down stage %q: %w", status.Name, err)
+	if waited := r.now().Sub(since); waited < timeout {
+		obj.Status.Stages[i].Inventory = status.Inventory
+		obj.Status.Stages = obj.Status.Stages[:i+1]
+		return false, &terminatingError{stage: status.Name, objects: held, left: timeout - waited}
+	}
+	r.eventf(obj, obj.Status.LastAppliedRevision, corev1.EventTypeWarning, stagesetv1.TeardownTimeoutReason,
+		"Stage %q: %d objects still terminating %s after their deletion (finalizers): tearing down the stages before it anyway; left: %s",
+		status.Name, len(held), timeout, objectNames(held))
+	return true, nil
 }
 
 // objectNames lists the first objects as Kind/namespace/name.
 func objectNames(objects []*unstructured.Unstructured) string {
+	names := make([]string, 0, len(objects))
+	for _, o := range objects {
+		names = append(names, ssautil.FmtUnstructured(o))
+	}
+	return firstNames(names)
+}
+
+// firstNames joins the first names of a list for a message, and says how
+// many more there are.
+func firstNames(names []string) string {
 	const maxListed = 10
-	var out []string
-	for _, o := range objects[:min(len(objects), maxListed)] {
-		out = append(out, ssautil.FmtUnstructured(o))
+	if len(names) > maxListed {
+		names = append(names[:maxListed:maxListed], fmt.Sprintf("and %d more", len(names)-maxListed))
 	}
-	if len(objects) > maxListed {
-		out = append(out, fmt.Sprintf("and %d more", len(objects)-maxListed))
-	}
-	return strings.Join(out, ", ")
+	return strings.Join(names, ", ")
 }
 
 // forgetMigrations removes the ledger records of the stages whose objects
@@ -259,22 +266,14 @@ func teardownRetry(obj *stagesetv1.StageSet, err error, now time.Time) (time.Dur
 // leftObjects names the objects still in the inventories of a StageSet, the
 // first maxListed of them.
 func leftObjects(obj *stagesetv1.StageSet) string {
-	const maxListed = 10
 	var names []string
-	total := 0
 	for _, st := range obj.Status.Stages {
 		if st.Inventory == nil {
 			continue
 		}
 		for _, e := range st.Inventory.Entries {
-			total++
-			if len(names) < maxListed {
-				names = append(names, e.ID)
-			}
+			names = append(names, e.ID)
 		}
 	}
-	if total > len(names) {
-		names = append(names, fmt.Sprintf("and %d more", total-len(names)))
-	}
-	return strings.Join(names, ", ")
+	return firstNames(names)
 }

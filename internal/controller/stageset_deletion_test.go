@@ -293,3 +293,20 @@ func TestDeletionStopsWaitingAtTheStageTimeout(t *testing.T) {
 	g.Expect(eventsWithReason(ns, "app", stagesetv1.TeardownTimeoutReason)[0].Message).To(Equal(fmt.Sprintf(
 		`Stage "app": 1 objects still terminating 2s after their deletion (finalizers): tearing down the stages before it anyway; left: ConfigMap/%s/resource`, ns)))
 }
+
+// A message names ten objects at most, and counts the others.
+func TestFirstNames(t *testing.T) {
+	var names []string
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("o%d", i))
+	}
+	if got, want := firstNames(names[:10]), "o0, o1, o2, o3, o4, o5, o6, o7, o8, o9"; got != want {
+		t.Errorf("ten names: %q, want %q", got, want)
+	}
+	if got, want := firstNames(names), "o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, and 2 more"; got != want {
+		t.Errorf("twelve names: %q, want %q", got, want)
+	}
+	if names[10] != "o10" {
+		t.Errorf("the caller's list changed: %q", names[10])
+	}
+}

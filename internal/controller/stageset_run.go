@@ -157,11 +157,15 @@ func (s *run) execute(ctx context.Context) error {
 // the first run after the upgrade.
 func (s *run) recordPruneSettings() {
 	for i := range s.obj.Status.Stages {
-		for _, stage := range s.obj.Spec.Stages {
-			if stage.Name == s.obj.Status.Stages[i].Name {
-				s.obj.Status.Stages[i].PruneDisabled = !stage.IsPruneEnabled()
-			}
-		}
+		s.recordPruneSetting(&s.obj.Status.Stages[i])
+	}
+}
+
+// recordPruneSetting records the prune setting of the stage of the spec
+// that status is the entry of; a removed stage's entry keeps its own.
+func (s *run) recordPruneSetting(status *stagesetv1.StageStatus) {
+	if i := s.stageIndex(status.Name); i >= 0 {
+		status.PruneDisabled = !s.obj.Spec.Stages[i].IsPruneEnabled()
 	}
 }
 

@@ -327,10 +327,7 @@ func (s *run) stageStatus(name string) *stagesetv1.StageStatus {
 		}
 	}
 	entry := stagesetv1.StageStatus{Name: name, Phase: stagesetv1.StagePhasePending}
-	if i := s.stageIndex(name); i >= 0 {
-		// As recordPruneSettings does for the entries the run found.
-		entry.PruneDisabled = !s.obj.Spec.Stages[i].IsPruneEnabled()
-	}
+	s.recordPruneSetting(&entry)
 	s.obj.Status.Stages = append(s.obj.Status.Stages, entry)
 	s.sortStageStatuses()
 	for i := range s.obj.Status.Stages {
