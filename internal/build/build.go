@@ -141,7 +141,7 @@ func secureBuild(root, dir, targetNamespace string, patches []kustomize.Patch, m
 	switch {
 	case limited.remote != nil:
 		return nil, limited.remote
-	case limited.over:
+	case limited.over():
 		return nil, errTooManyObjects
 	}
 	return resMap, err

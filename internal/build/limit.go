@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -57,9 +58,11 @@ type limitFS struct {
 	filesys.FileSystem
 	max    int // 0: no limit on objects
 	count  int
-	over   bool
 	remote *remoteError
 }
+
+// over tells that a read went past the budget.
+func (fs *limitFS) over() bool { return fs.max > 0 && fs.count > fs.max }
 
 // ReadFile refuses a kustomization with remote references and charges the
 // objects of the file to the budget.
@@ -77,8 +80,7 @@ func (fs *limitFS) ReadFile(path string) ([]byte, error) {
 		return data, nil
 	}
 	fs.count += objectsIn(data, k)
-	if fs.count > fs.max {
-		fs.over = true
+	if fs.over() {
 		return nil, fmt.Errorf("more than %d objects", fs.max)
 	}
 	return data, nil
@@ -205,12 +207,21 @@ func isURL(ref string) bool {
 	return strings.Contains(ref, "://")
 }
 
-// isGitBase tells the scheme-less forms of a git base kustomize clones.
+// isGitBase tells the scheme-less forms of a git base kustomize clones
+// (its internal git.NewRepoSpecFromURL, which it tries before any local
+// path): a user name ("git@host:org/repo", "deploy@host:..."), GitHub's
+// "github.com/" and "github.com:", behind an optional "git::". Other hosts
+// without a scheme are refused too: kustomize does not clone them today.
 func isGitBase(ref string) bool {
-	for _, prefix := range []string{"git@", "git::", "github.com/", "gitlab.com/", "bitbucket.org/", "dev.azure.com/"} {
-		if strings.HasPrefix(strings.ToLower(ref), prefix) {
+	ref = strings.ToLower(ref)
+	for _, prefix := range []string{"git::", "github.com/", "github.com:", "gitlab.com/", "bitbucket.org/", "dev.azure.com/"} {
+		if strings.HasPrefix(ref, prefix) {
 			return true
 		}
 	}
-	return false
+	return gitUser.MatchString(ref)
 }
+
+// gitUser is the user name kustomize reads at the start of a scheme-less
+// git reference.
+var gitUser = regexp.MustCompile(`^[a-z][a-z0-9-]*@`)

@@ -214,6 +214,11 @@ func TestBuild_RemoteReferencesAreRefusedUnfetched(t *testing.T) {
 		"git-ssh":        "resources: [ssh://git@example.com/org/repo]\n",
 		"git-at":         "resources: ['git@github.com:example/repo.git']\n",
 		"git-schemeless": "resources:\n- github.com/example/repo/base?ref=v1\n",
+		// kustomize clones a scheme-less reference with any user name, or
+		// the scp-like GitHub form, first (git.NewRepoSpecFromURL).
+		"git-github-scp": "resources: ['github.com:example/repo//base']\n",
+		"git-any-user":   "components: ['deploy@git.example.com:org/repo.git']\n",
+		"git-forced":     "bases: ['git::deploy@git.example.com:org/repo']\n",
 	} {
 		for _, limit := range []int{0, DefaultMaxObjects} {
 			t.Run(fmt.Sprintf("%s-limit-%d", name, limit), func(t *testing.T) {
