@@ -18,7 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
+	"sync"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/apis/meta"
@@ -34,8 +34,11 @@ import (
 	"github.com/stageset/stageset-controller/internal/scheme"
 )
 
-func loadDocNames(t *testing.T) *docNames {
-	t.Helper()
+// sharedDocNames loads the names once for the package's tests: a load
+// parses every Go file of the repository. The tests only read them.
+var sharedDocNames = sync.OnceValues(loadDocNames)
+
+func loadDocNames() (*docNames, error) {
 	n := &docNames{
 		cliFlags: map[string]bool{}, localrun: map[string]bool{}, makeTargets: map[string]bool{},
 		names: map[string]bool{}, metrics: map[string]bool{},
@@ -52,8 +55,16 @@ func loadDocNames(t *testing.T) *docNames {
 
 	// make run passes RUN_ARGS to hack/localrun, a main package: its flags
 	// are read from the flag.X("name", ...) calls of its source.
-	for _, file := range goFiles(t, "hack/localrun") {
-		ast.Inspect(parseGo(t, file), func(node ast.Node) bool {
+	localrunFiles, err := goFiles("hack/localrun")
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range localrunFiles {
+		f, err := parseGo(file)
+		if err != nil {
+			return nil, err
+		}
+		ast.Inspect(f, func(node ast.Node) bool {
 			call, ok := node.(*ast.CallExpr)
 			if !ok {
 				return true
@@ -79,7 +90,7 @@ func loadDocNames(t *testing.T) *docNames {
 		})
 	}
 	if len(n.localrun) == 0 {
-		t.Fatal("found no flag of hack/localrun: does it still register them with flag.X(\"name\", ...)?")
+		return nil, errors.New("found no flag of hack/localrun: does it still register them with flag.X(\"name\", ...)?")
 	}
 	n.localrun["help"], n.localrun["h"] = true, true
 
@@ -87,7 +98,7 @@ func loadDocNames(t *testing.T) *docNames {
 	// not pattern or variable targets).
 	makefile, err := os.ReadFile("Makefile")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for _, m := range regexp.MustCompile(`(?m)^([A-Za-z0-9][A-Za-z0-9_.-]*(?:[ \t]+[A-Za-z0-9][A-Za-z0-9_.-]*)*)[ \t]*::?(?:[^=]|$)`).FindAllStringSubmatch(string(makefile), -1) {
 		for _, target := range strings.Fields(m[1]) {
@@ -95,9 +106,30 @@ func loadDocNames(t *testing.T) *docNames {
 		}
 	}
 
+	// The files of api/v1 and internal/controller, parsed once: the
+	// reasons, the names and the API's values below are read from them.
+	apiFiles, err := goFiles("api/v1")
+	if err != nil {
+		return nil, err
+	}
+	controllerFiles, err := goFiles("internal/controller")
+	if err != nil {
+		return nil, err
+	}
+	parsed := map[string]*ast.File{}
+	var reasonFiles []*ast.File
+	for _, file := range append(slices.Clone(apiFiles), controllerFiles...) {
+		f, err := parseGo(file)
+		if err != nil {
+			return nil, err
+		}
+		parsed[file] = f
+		reasonFiles = append(reasonFiles, f)
+	}
+
 	// Reasons: the *Reason constants of the API and the controller, and
 	// the fluxcd/pkg/apis/meta reasons the controller's code sets.
-	n.reasons = reasonConstants(t, append(goFiles(t, "api/v1"), goFiles(t, "internal/controller")...)...)
+	n.reasons = reasonConstantsIn(reasonFiles...)
 	for _, r := range fluxMetaReasons {
 		n.reasons[r] = true
 	}
@@ -123,17 +155,24 @@ func loadDocNames(t *testing.T) *docNames {
 			return nil
 		}
 		if strings.HasSuffix(p, ".go") {
-			for _, name := range goNames(parseGo(t, p), strings.HasSuffix(p, "_test.go")) {
+			f, ok := parsed[p]
+			if !ok {
+				var err error
+				if f, err = parseGo(p); err != nil {
+					return err
+				}
+			}
+			for _, name := range goNames(f, strings.HasSuffix(p, "_test.go")) {
 				n.names[name] = true
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	for _, file := range goFiles(t, "api/v1") {
-		f := parseGo(t, file)
+	for _, file := range apiFiles {
+		f := parsed[file]
 		ast.Inspect(f, func(node ast.Node) bool {
 			switch x := node.(type) {
 			case *ast.BasicLit:
@@ -148,7 +187,7 @@ func loadDocNames(t *testing.T) *docNames {
 		})
 		src, err := os.ReadFile(file)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		for _, m := range regexp.MustCompile(`\+kubebuilder:validation:Enum=(\S+)`).FindAllStringSubmatch(string(src), -1) {
 			for _, v := range strings.Split(m[1], ";") {
@@ -178,7 +217,7 @@ func loadDocNames(t *testing.T) *docNames {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for name := range foreignNames {
 		n.names[name] = true
@@ -191,7 +230,7 @@ func loadDocNames(t *testing.T) *docNames {
 	}
 	ksm, err := os.ReadFile("config/monitoring/kube-state-metrics/stageset.yaml")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var cfg struct {
 		Spec struct {
@@ -204,33 +243,27 @@ func loadDocNames(t *testing.T) *docNames {
 		} `json:"spec"`
 	}
 	if err := yaml.Unmarshal(ksm, &cfg); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for _, r := range cfg.Spec.Resources {
 		for _, m := range r.Metrics {
 			n.metrics[r.MetricNamePrefix+"_"+m.Name] = true
 		}
 	}
-	return n
+	return n, nil
 }
 
-func parseGo(t *testing.T, file string) *ast.File {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+func parseGo(file string) (*ast.File, error) {
+	return parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
 }
 
 // goFiles lists the non-test Go files of a directory.
-func goFiles(t *testing.T, dir string) []string {
-	t.Helper()
+func goFiles(dir string) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, "_test.go") })
+	return slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, "_test.go") }), nil
 }
 
 var testFunc = regexp.MustCompile(`^(Test|Fuzz|Benchmark)`)

@@ -25,9 +25,12 @@ import (
 // make target, reason and metric that README.md and docs/**/*.md name
 // exists in the code today. One line per broken promise, with file:line.
 func TestDocsPromiseOnlyWhatExists(t *testing.T) {
-	names := loadDocNames(t)
+	names, err := sharedDocNames()
+	if err != nil {
+		t.Fatal(err)
+	}
 	pages := []string{"README.md"}
-	err := filepath.WalkDir("docs", func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir("docs", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".md") {
 			pages = append(pages, p)
 		}
@@ -59,7 +62,10 @@ func TestDocsPromiseOnlyWhatExists(t *testing.T) {
 // The checker finds each kind of false promise, at its line, and takes
 // the flags and names of other tools for what they are.
 func TestDocPromiseCheckerOnSyntheticPages(t *testing.T) {
-	names := loadDocNames(t)
+	names, err := sharedDocNames()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, doc string
 		want      []string // one problem per entry, in order, each containing the string
@@ -293,8 +299,13 @@ var (
 // certwatcher_* name anywhere on the page (a _bucket, _sum or _count
 // suffix is the histogram's) must be exported.
 func (n *docNames) check(page, content string) (problems []string, checked int) {
+	type problem struct {
+		line int
+		msg  string
+	}
+	var found []problem
 	report := func(line int, format string, args ...any) {
-		problems = append(problems, fmt.Sprintf("%s:%d: ", page, line)+fmt.Sprintf(format, args...))
+		found = append(found, problem{line, fmt.Sprintf(format, args...)})
 	}
 	type cmdText struct {
 		line int
@@ -453,7 +464,10 @@ func (n *docNames) check(page, content string) (problems []string, checked int) 
 			}
 		}
 	}
-	slices.SortStableFunc(problems, func(a, b string) int { return problemLine(a) - problemLine(b) })
+	slices.SortStableFunc(found, func(a, b problem) int { return a.line - b.line })
+	for _, p := range found {
+		problems = append(problems, fmt.Sprintf("%s:%d: %s", page, p.line, p.msg))
+	}
 	return problems, checked
 }
 
@@ -471,16 +485,6 @@ func foreignCommand(line string) bool {
 		}
 	}
 	return false
-}
-
-// problemLine is the line number of a "path:line: ..." problem.
-func problemLine(p string) int {
-	parts := strings.SplitN(p, ":", 3)
-	if len(parts) < 3 {
-		return 0
-	}
-	line, _ := strconv.Atoi(parts[1])
-	return line
 }
 
 // controllerFlags is the controller's flag set as main builds it: its

@@ -1,7 +1,6 @@
 package main
 
 import (
-	goflag "flag"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -13,7 +12,6 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
-	flag "github.com/spf13/pflag"
 
 	"github.com/stageset/stageset-controller/internal/metrics"
 	"github.com/stageset/stageset-controller/internal/runbook"
@@ -23,12 +21,22 @@ import (
 // *Reason in the Go files given (Ready and event reasons).
 func reasonConstants(t *testing.T, files ...string) map[string]bool {
 	t.Helper()
-	out := map[string]bool{}
+	var parsed []*ast.File
 	for _, file := range files {
 		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
+		parsed = append(parsed, f)
+	}
+	return reasonConstantsIn(parsed...)
+}
+
+// reasonConstantsIn returns the values of the string constants named
+// *Reason in the parsed Go files given.
+func reasonConstantsIn(files ...*ast.File) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
 			spec, ok := n.(*ast.ValueSpec)
 			if !ok {
@@ -59,9 +67,7 @@ func TestOperationsDocMatchesTheCode(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	text := string(doc)
 
-	fs := flag.NewFlagSet("doc", flag.ContinueOnError)
-	newOptions().bindFlags(fs)
-	fs.AddGoFlagSet(goflag.CommandLine)
+	fs := controllerFlags()
 
 	reasons := reasonConstants(t, "api/v1/condition_types.go", "internal/controller/stageset_migrations.go")
 	words := map[string]bool{ // names that are neither reasons nor alerts

@@ -11,7 +11,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/stageset/stageset-controller/internal/runbook"
 )
 
 const (
@@ -73,7 +74,7 @@ func load(root string) (*model, error) {
 	m.Runbooks = map[string]bool{}
 	for _, g := range m.Reasons {
 		for _, c := range g.Consts {
-			name := filepath.Join(root, runbookDir, strings.ToLower(c.Value)+".md")
+			name := filepath.Join(root, runbookDir, runbook.Page(c.Value)+".md")
 			if _, err := os.Stat(name); err == nil {
 				m.Runbooks[c.Value] = true
 			}

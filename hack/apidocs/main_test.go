@@ -10,16 +10,31 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
 const repoRoot = "../.."
 
+// loaded is the model of the repository, loaded once for the package's
+// tests: render only reads it.
+var loaded = sync.OnceValues(func() (*model, error) { return load(repoRoot) })
+
+// generated is the reference generate writes for the repository, from the
+// shared model.
+func generated() (string, error) {
+	m, err := loaded()
+	if err != nil {
+		return "", err
+	}
+	return render(m), nil
+}
+
 // The committed reference is what the generator writes today: a comment
 // changed in api/v1 without `make docs` fails here (and in the
 // check-generated step of `make test`).
 func TestReferenceIsUpToDate(t *testing.T) {
-	want, err := generate(repoRoot)
+	want, err := generated()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +66,7 @@ func line(lines []string, i int) string {
 // fields are found here with go/parser alone, not with the generator's
 // walk, so a field the walk would miss is still caught.
 func TestEveryFieldIsDocumented(t *testing.T) {
-	m, err := load(repoRoot)
+	m, err := loaded()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +199,7 @@ func isListKind(ts *ast.TypeSpec) bool {
 // Every link of the reference leads somewhere: an anchor of the file, or a
 // file of the repository.
 func TestReferenceLinksResolve(t *testing.T) {
-	out, err := generate(repoRoot)
+	out, err := generated()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +235,7 @@ func TestReferenceLinksResolve(t *testing.T) {
 
 // The types are in the order they are reached from StageSet, depth first.
 func TestOrder(t *testing.T) {
-	m, err := load(repoRoot)
+	m, err := loaded()
 	if err != nil {
 		t.Fatal(err)
 	}

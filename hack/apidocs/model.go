@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/doc"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -118,7 +119,7 @@ func buildModel(l *loader, api *pkg, root string) (*model, error) {
 // visit adds the section of a type and of every type it refers to.
 func (b *builder) visit(key typeKey, from *typeKey) error {
 	if s, ok := b.sections[key]; ok {
-		if from != nil && !contains(s.AppearsIn, *from) {
+		if from != nil && !slices.Contains(s.AppearsIn, *from) {
 			s.AppearsIn = append(s.AppearsIn, *from)
 		}
 		return nil
@@ -394,13 +395,4 @@ func typeSpec(t *doc.Type) *ast.TypeSpec {
 		}
 	}
 	panic("no declaration of " + t.Name)
-}
-
-func contains(keys []typeKey, k typeKey) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }

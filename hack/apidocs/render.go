@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/stageset/stageset-controller/internal/runbook"
 )
 
 // render writes the reference. Its only inputs are the model and the
@@ -68,7 +70,7 @@ func render(m *model) string {
 			if runbooks {
 				link := ""
 				if m.Runbooks[c.Value] {
-					link = fmt.Sprintf("[%s](../runbooks/%s.md)", strings.ToLower(c.Value), strings.ToLower(c.Value))
+					link = fmt.Sprintf("[%s](../runbooks/%s.md)", runbook.Page(c.Value), runbook.Page(c.Value))
 				}
 				p("| `%s` | `%s` | %s | %s |\n", c.Value, c.Name, link, c.Doc)
 			} else {

@@ -1,6 +1,9 @@
 package main
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // required follows controller-gen: an explicit marker decides, else a field
 // with omitempty (or omitzero) is optional.
@@ -17,12 +20,7 @@ func required(markers []marker, opts string) bool {
 }
 
 func hasOpt(opts, name string) bool {
-	for _, o := range strings.Split(opts, ",") {
-		if o == name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(strings.Split(opts, ","), name)
 }
 
 // defaultOf returns the default of a field: the API server's

@@ -36,8 +36,7 @@ type htmlLink struct {
 
 // parseSite reads every HTML page of the built site at dir, by URL path
 // ("/" for index.html, "/concepts/stages/" for concepts/stages/index.html).
-func parseSite(t *testing.T, dir string) map[string]*builtPage {
-	t.Helper()
+func parseSite(dir string) (map[string]*builtPage, error) {
 	pages := map[string]*builtPage{}
 	err := filepath.WalkDir(dir, func(file string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(file, ".html") {
@@ -62,9 +61,9 @@ func parseSite(t *testing.T, dir string) map[string]*builtPage {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return pages
+	return pages, nil
 }
 
 func urlPath(rel string) string {
@@ -207,7 +206,7 @@ func checkRepoLink(ref string) string {
 
 func TestEveryLinkAndAnchorResolves(t *testing.T) {
 	s := site(t)
-	pages := parseSite(t, s.dir)
+	pages := s.parsedPages(t)
 	src := sources(t)
 	home := pages["/"]
 	if home == nil {
@@ -231,7 +230,7 @@ func TestEveryLinkAndAnchorResolves(t *testing.T) {
 
 func TestEveryPageIsBuiltAndInTheNavigation(t *testing.T) {
 	s := site(t)
-	pages := parseSite(t, s.dir)
+	pages := s.parsedPages(t)
 	home := pages["/"]
 	if home == nil {
 		t.Fatal("the site has no home page (docs/_index.md)")

@@ -65,10 +65,13 @@ func requireTool(t *testing.T, name, what string) string {
 func root() string { return testenv.RepoRoot() }
 
 // built is the site as `make docs-site` builds it: its folder and Hugo's
-// output.
+// output, and its HTML pages parsed (or why they could not be), which the
+// tests only read.
 type built struct {
-	dir    string
-	output string
+	dir      string
+	output   string
+	pages    map[string]*builtPage
+	pagesErr error
 }
 
 var buildOnce = sync.OnceValues(func() (*built, error) {
@@ -82,7 +85,8 @@ var buildOnce = sync.OnceValues(func() (*built, error) {
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("hugo: %w\n%s", err, out.String())
 	}
-	return &built{dir: dir, output: out.String()}, nil
+	pages, err := parseSite(dir)
+	return &built{dir: dir, output: out.String(), pages: pages, pagesErr: err}, nil
 })
 
 // site builds the site once for the package and returns it; it skips when
@@ -95,6 +99,16 @@ func site(t *testing.T) *built {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// parsedPages returns the HTML pages of the built site, by URL path (see
+// parseSite); it fails the test when they could not be read.
+func (s *built) parsedPages(t *testing.T) map[string]*builtPage {
+	t.Helper()
+	if s.pagesErr != nil {
+		t.Fatal(s.pagesErr)
+	}
+	return s.pages
 }
 
 func TestSiteBuildsWithoutWarnings(t *testing.T) {

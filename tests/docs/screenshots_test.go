@@ -160,7 +160,7 @@ func TestScreenshotsShowTheHomePageAndTheDiagrams(t *testing.T) {
 
 	// The diagrams of every other page render too: a broken SVG is a file
 	// that exists, which the link check passes.
-	pages := parseSite(t, s.dir)
+	pages := s.parsedPages(t)
 	checked := 0
 	for _, path := range slices.Sorted(maps.Keys(pages)) {
 		if pages[path].pictures > 0 && path != "/" && path != pageURL(diagramPage) {
